@@ -1,0 +1,3 @@
+"""Export MLflow metadata to the Kiroframe files and push them to Kiroframe, incrementally.
+
+Knows nothing of Kubernetes."""

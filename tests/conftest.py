@@ -1,0 +1,45 @@
+"""Fixtures shared by every test suite: two real MLflow tracking servers on 127.0.0.1.
+
+The servers live for the whole session (they take seconds to start); tests isolate themselves by
+using unique experiment and model names (see `unique`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.mlflow_server import MlflowServer
+
+MLFLOW_WORKERS = int(os.environ.get("FERRY_TEST_MLFLOW_WORKERS", "1"))
+
+
+@pytest.fixture(scope="session")
+def mlflow_src(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """The source tracking server."""
+    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow-src"), workers=MLFLOW_WORKERS).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_dst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """The destination tracking server."""
+    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow-dst"), workers=MLFLOW_WORKERS).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short suffix that keeps names of one test apart from every other test's on shared servers."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
