@@ -1,0 +1,28 @@
+"""How to reach an MLflow server, read from the same environment variables MLflow's own client reads.
+
+Users who script mlflow-export-import already export these; reading them the same way means a
+Job's credentials Secret works for both tools unchanged.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrackingSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    token: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_TOKEN")
+    username: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_USERNAME")
+    password: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_PASSWORD")
+    insecure_tls: bool = Field(default=False, validation_alias="MLFLOW_TRACKING_INSECURE_TLS")
+    server_cert_path: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_SERVER_CERT_PATH")
+    client_cert_path: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_CLIENT_CERT_PATH")
+
+    # Our own knobs. A closed port fails fast after a few attempts; a busy server (429/5xx) gets
+    # backed-off retries, but never for longer than `retry_seconds` in total per request.
+    timeout: float = Field(default=120.0, validation_alias=AliasChoices("FERRY_HTTP_TIMEOUT", "MLFLOW_HTTP_REQUEST_TIMEOUT"))
+    max_attempts: int = Field(default=5, ge=1, validation_alias="FERRY_HTTP_MAX_ATTEMPTS")
+    retry_seconds: float = Field(default=60.0, ge=0, validation_alias="FERRY_HTTP_RETRY_SECONDS")
+    pool_size: int = Field(default=16, ge=1, validation_alias="FERRY_HTTP_POOL_SIZE")
