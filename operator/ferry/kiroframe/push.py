@@ -1,0 +1,232 @@
+"""Send export records to Kiroframe's import API, patiently and at most once per sync.
+
+The wire format is kiroframe-importer's (see `ImportClient.send`). What differs is what happens
+when Kiroframe misbehaves: the original retries connection errors and 503 for ten seconds and
+then dies; a scheduled sync has to ride out a restart of the service. So connection errors,
+timeouts, 429 (after its ``Retry-After``) and 5xx are retried with jittered exponential backoff
+for `retry_seconds` (minutes by default); 401/403 stop the whole push at once, because every other
+record would be refused the same way; any other 4xx refuses only that record, which is counted
+and listed. Records go out from a bounded pool of threads; each acknowledgement is written to the
+folder's `DeliveryJournal`, so a rerun of an interrupted push sends only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    stop_when_event_set,
+    wait_random_exponential,
+)
+
+from ferry.errors import FerryError, ServerError
+from ferry.kiroframe.journal import DeliveryJournal, Record
+from ferry.progress import Tracker
+
+log = logging.getLogger("ferry.kiroframe")
+
+IMPORT_PATH = "/arcee/v2/import"
+IMPORT_SOURCE = "mlflow"
+TOKEN_REJECTED = "Kiroframe rejected the profiling token"
+
+
+def source_id(tracking_url: str) -> str:
+    """What Kiroframe files a tracking server's records under: md5 of its URL, 10 hex digits."""
+    clean = tracking_url[:-1] if tracking_url.endswith("/") else tracking_url
+    return hashlib.md5(clean.encode("utf-8")).hexdigest()[:10]
+
+
+class TokenRejected(ServerError):
+    def __init__(self) -> None:
+        super().__init__(TOKEN_REJECTED)
+
+
+class RecordRejected(FerryError):
+    """Kiroframe refused this record (a 4xx other than auth): sending it again would not help."""
+
+
+class KiroframeUnavailable(ServerError):
+    """Kiroframe kept failing or could not be reached for the whole retry budget."""
+
+
+class _Transient(Exception):
+    """One attempt failed in a way worth retrying; `retry_after` is the server's hint, if any."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date, or nothing: fall back to our own backoff
+
+
+def _reason(response: requests.Response) -> str:
+    text = " ".join(response.text.split())[:200]
+    return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+
+
+class _WaitHonouringRetryAfter:
+    """Wait what a 429's ``Retry-After`` asks (capped), else the jittered exponential backoff."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self._backoff = wait_random_exponential(multiplier=initial, max=cap)
+        self._cap = cap
+
+    def __call__(self, state: RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome else None
+        if isinstance(err, _Transient) and err.retry_after is not None:
+            return min(err.retry_after, self._cap)
+        return float(self._backoff(state))
+
+
+class ImportClient:
+    """``POST {url}/arcee/v2/import`` with the profiling token; one session per thread."""
+
+    def __init__(self, url: str, token: str, tracking_url: str, *, retry_seconds: float,
+                 backoff_seconds: float, backoff_max_seconds: float, timeout: float) -> None:
+        self.endpoint = url.rstrip("/") + IMPORT_PATH
+        self.source_id = source_id(tracking_url)
+        self._token = token
+        self._timeout = timeout
+        self._retry_seconds = retry_seconds
+        self._wait = _WaitHonouringRetryAfter(backoff_seconds, backoff_max_seconds)
+        self._local = threading.local()
+        self.stopped = threading.Event()  # set when the push must end: no more retries
+
+    def __repr__(self) -> str:  # never show the token
+        return f"ImportClient({self.endpoint!r}, source_id={self.source_id!r})"
+
+    @property
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"Content-type": "application/json", "x-api-key": self._token})
+            self._local.session = session
+        return session
+
+    def body(self, import_type: int, line: Any) -> dict[str, Any]:
+        return {"import_source": IMPORT_SOURCE, "import_source_id": self.source_id,
+                "import_type": import_type, "owner_id": None, "line": line}
+
+    def send(self, import_type: int, line: Any) -> None:
+        """Deliver one record, retrying transient failures; raise why it was not delivered."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_delay(self._retry_seconds) | stop_when_event_set(self.stopped),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            retrying(self._attempt, self.body(import_type, line))
+        except _Transient as err:
+            raise KiroframeUnavailable(
+                f"Kiroframe at {self.endpoint} still failing after {self._retry_seconds:g} s: {err}") from None
+
+    def _attempt(self, body: dict[str, Any]) -> None:
+        try:
+            response = self._session.post(self.endpoint, json=body, timeout=self._timeout)
+        except requests.Timeout:
+            raise _Transient("timed out") from None
+        except requests.ConnectionError as err:
+            raise _Transient(f"connection failed ({type(err).__name__})") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise TokenRejected()
+        if status == 429 or status >= 500:
+            raise _Transient(_reason(response), _retry_after(response) if status == 429 else None)
+        if status >= 400:
+            raise RecordRejected(_reason(response))
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome else None
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        log.warning("Kiroframe did not take a record (%s); retrying in %.1f s", err, wait_s)
+
+
+@dataclass
+class PushResult:
+    posted: int = 0
+    skipped: int = 0  # acknowledged by an earlier, interrupted push of the same folder
+    rejected: list[str] = field(default_factory=list)
+
+
+def push(records: Iterable[Record], client: ImportClient, journal: DeliveryJournal, *, workers: int,
+         tracker: Tracker) -> PushResult:
+    """Send `records` in order of their phase (all of type 1, then 2, then 3), `workers` at a time.
+
+    Raises `TokenRejected` or `KiroframeUnavailable` (after stopping the other threads) when the
+    push cannot go on; everything acknowledged so far stays in the journal.
+    """
+    result = PushResult()
+    lock = threading.Lock()
+
+    def deliver(record: Record) -> None:
+        try:
+            client.send(record.import_type, record.line)
+        except RecordRejected as err:
+            journal.rejected(record.key, err.message)
+            with lock:
+                result.rejected.append(f"{record.describe()}: {err.message}")
+            tracker.fail()
+            return
+        journal.acknowledged(record.key)
+        with lock:
+            result.posted += 1
+        tracker.advance()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kiroframe-push") as pool:
+        pending: set[Future[None]] = set()
+        phase = None
+        try:
+            for record in _unsent(records, journal, result, tracker):
+                if record.import_type != phase:  # a phase starts when the one before is done
+                    _drain(pending, until=0)
+                    phase = record.import_type
+                pending.add(pool.submit(deliver, record))
+                _drain(pending, until=workers * 2)
+            _drain(pending, until=0)
+        except BaseException:
+            client.stopped.set()
+            for future in pending:
+                future.cancel()
+            raise
+    return result
+
+
+def _unsent(records: Iterable[Record], journal: DeliveryJournal, result: PushResult,
+            tracker: Tracker) -> Iterator[Record]:
+    for record in records:
+        tracker.add_total()
+        if journal.settled(record.key):
+            result.skipped += 1
+            tracker.advance()
+            continue
+        yield record
+
+
+def _drain(pending: set[Future[None]], *, until: int) -> None:
+    """Wait until at most `until` sends are in flight, raising the first failure among them."""
+    while len(pending) > until:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            pending.discard(future)
+            future.result()
