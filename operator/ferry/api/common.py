@@ -219,5 +219,8 @@ class ScheduleStatus(StatusModel):
     last_successful_time: DateTime | None = None
     next_schedule_time: DateTime | None = None
     active: list[JobReference] | None = None
-    missed_runs: int | None = Field(default=None, description="Runs skipped: past their startingDeadlineSeconds.")
+    last_missed_time: DateTime | None = Field(default=None, description="Latest scheduled time that was skipped.")
+    missed_runs: int | None = Field(
+        default=None, description="Runs skipped: past startingDeadlineSeconds, or forbidden by concurrencyPolicy."
+    )
     last_result: RunResult | None = None

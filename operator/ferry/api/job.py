@@ -1,0 +1,32 @@
+"""What the operator hands to a Job: the one JSON document `ferry job` reads (env ``FERRY_JOB``).
+
+It carries the resource's identity (so the Job can patch its own ``status.progress``), its spec
+as applied (only references to secrets, never values), and what the operator resolved for this
+run: paths inside the mounted volume, the Kiroframe watermark, the scheduled time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ferry.api.common import ApiModel
+
+ENV_VAR = "FERRY_JOB"
+DATA_DIR = "/data"
+SCRATCH_DIR = "/tmp"
+TERMINATION_LOG = "/dev/termination-log"
+KIROFRAME_TOKEN_ENV = "KIROFRAME_TOKEN"
+
+
+class JobPayload(ApiModel):
+    kind: str
+    name: str
+    namespace: str
+    spec: dict[str, Any]
+    output_path: str | None = Field(default=None, description="Export: directory to write (inside the container).")
+    input_path: str | None = Field(default=None, description="Import: directory to read (inside the container).")
+    keep: int | None = Field(default=None, description="Scheduled export: sibling export directories to retain.")
+    watermark: int | None = Field(default=None, description="KiroframeSync: start of this incremental sync (ms).")
+    scheduled_time: str | None = None

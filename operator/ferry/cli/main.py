@@ -1,0 +1,95 @@
+"""``ferry``: the umbrella command — the operator, the Job runner, the CRDs, the version."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ferry import __version__
+from ferry.cli.common import one_line_errors
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """mlflow-ferry: move MLflow data with Kubernetes resources."""
+
+
+@cli.command()
+@click.option("--namespace", "-n", "namespaces", multiple=True, help="Watch this namespace (repeatable; globs ok).")
+@click.option("--all-namespaces", "-A", is_flag=True, help="Watch every namespace (needs the ClusterRole).")
+@click.option("--liveness", "liveness", metavar="URL", help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="Log kopf's own decisions too.")
+@click.option("--job-image", envvar="FERRY_JOB_IMAGE", help="Default image of the Jobs.")
+@click.option("--job-service-account", envvar="FERRY_JOB_SERVICE_ACCOUNT", help="Default ServiceAccount of Jobs.")
+@click.option("--schedule-tick-seconds", type=float, envvar="FERRY_SCHEDULE_TICK_SECONDS",
+              help="How often schedules are looked at (default 5).")
+@click.option("--standalone/--peering", default=True, show_default=True,
+              help="Run without kopf peering (one replica, strategy Recreate).")
+def operator(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    liveness: str | None,
+    log_format: str,
+    verbose: bool,
+    job_image: str | None,
+    job_service_account: str | None,
+    schedule_tick_seconds: float | None,
+    standalone: bool,
+) -> None:
+    """Run the operator (what `kopf run -m ferry.controller` does, with ferry's flags)."""
+    if bool(namespaces) == all_namespaces:
+        raise click.UsageError("give --namespace (one or more) or --all-namespaces")
+    overrides = {
+        "FERRY_JOB_IMAGE": job_image,
+        "FERRY_JOB_SERVICE_ACCOUNT": job_service_account,
+        "FERRY_SCHEDULE_TICK_SECONDS": None if schedule_tick_seconds is None else str(schedule_tick_seconds),
+    }
+    # Settings are read from the environment when the handlers are imported (timer intervals).
+    os.environ.update({k: v for k, v in overrides.items() if v is not None})
+    import kopf
+
+    from ferry.controller import settings
+
+    settings.configure()
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
+    import ferry.controller  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        standalone=standalone,
+        clusterwide=all_namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+    )
+
+
+@cli.command()
+@one_line_errors
+def job() -> None:
+    """Run the work described by FERRY_JOB (what the operator's Jobs run)."""
+    from ferry.runner.job import main
+
+    sys.exit(main())
+
+
+@cli.command()
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("crds"), show_default=True)
+def crds(output_dir: Path) -> None:
+    """Write the CustomResourceDefinitions generated from ferry.api."""
+    from ferry.api.crds import write
+
+    for path in write(output_dir):
+        click.echo(str(path))
+
+
+@cli.command()
+def version() -> None:
+    """Print the version."""
+    click.echo(__version__)
+
+
+def main() -> None:
+    cli()

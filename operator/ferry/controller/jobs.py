@@ -1,0 +1,169 @@
+"""The batch/v1 Job for one piece of work: named deterministically, owned by its resource, locked down.
+
+Deterministic names make "nothing starts twice" a property of the API server (a second create is
+409 AlreadyExists), whatever the operator remembers after a restart. Secrets reach the container
+only as ``envFrom``/``secretKeyRef``; the spec travels as JSON in one env var and carries
+references only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ferry.api import API_VERSION, Kind
+from ferry.api.common import JobSettings
+from ferry.api.job import DATA_DIR, ENV_VAR, KIROFRAME_TOKEN_ENV, SCRATCH_DIR, TERMINATION_LOG, JobPayload
+from ferry.controller.settings import OperatorSettings
+
+KIND_LABEL = "ferry.dev/kind"
+NAME_LABEL = "ferry.dev/name"
+PATH_ANNOTATION = "ferry.dev/path"
+SCHEDULED_ANNOTATION = "ferry.dev/scheduled-time"
+MAX_NAME = 63  # a Job's name becomes the pods' `job-name` label value
+
+
+def one_shot_job_name(name: str, uid: str) -> str:
+    """``<resource>-<5 hex of its uid>``: stable for this object, new for a re-created one."""
+    suffix = hashlib.sha1(uid.encode()).hexdigest()[:5]
+    return f"{name[: MAX_NAME - len(suffix) - 1].rstrip('-.')}-{suffix}"
+
+
+def scheduled_job_name(name: str, scheduled_unix: int) -> str:
+    """``<resource>-<unix time of the scheduled run>``, as a CronJob names its Jobs."""
+    suffix = str(scheduled_unix)
+    return f"{name[: MAX_NAME - len(suffix) - 1].rstrip('-.')}-{suffix}"
+
+
+def labels(kind: Kind, name: str) -> dict[str, str]:
+    return {
+        KIND_LABEL: kind.kind,
+        NAME_LABEL: name[:63],
+        "app.kubernetes.io/name": "mlflow-ferry",
+        "app.kubernetes.io/instance": name[:63],
+        "app.kubernetes.io/component": kind.singular,
+        "app.kubernetes.io/managed-by": "ferry-operator",
+    }
+
+
+def owner_reference(kind: Kind, name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind.kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def build_job(
+    kind: Kind,
+    body: dict[str, Any],
+    payload: JobPayload,
+    *,
+    job_name: str,
+    settings: OperatorSettings,
+    claim_name: str | None = None,
+    claim_read_only: bool = False,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    meta = body["metadata"]
+    spec = body.get("spec") or {}
+    job = JobSettings.model_validate(spec.get("job") or {})
+    lbls = labels(kind, meta["name"])
+    mounts = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
+    volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
+    if claim_name:
+        mounts.append({"name": "data", "mountPath": DATA_DIR, "readOnly": claim_read_only})
+        volumes.append(
+            {"name": "data", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": claim_read_only}}
+        )
+    container: dict[str, Any] = {
+        "name": "ferry",
+        "image": job.image or settings.job_image,
+        "imagePullPolicy": job.image_pull_policy or settings.job_image_pull_policy,
+        "command": ["ferry", "job"],
+        "env": _env(kind, spec, payload, job),
+        "resources": _resources(job, settings),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": mounts,
+    }
+    env_from = _env_from(kind, spec)
+    if env_from:
+        container["envFrom"] = env_from
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": job.service_account_name or settings.job_service_account,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.job_run_as_user,
+            "runAsGroup": settings.job_run_as_user,
+            "fsGroup": settings.job_run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if job.node_selector:
+        pod_spec["nodeSelector"] = job.node_selector
+    if job.tolerations:
+        pod_spec["tolerations"] = [t.wire() for t in job.tolerations]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name,
+            "namespace": meta["namespace"],
+            "labels": lbls,
+            "annotations": annotations or {},
+            "ownerReferences": [owner_reference(kind, meta["name"], meta["uid"])],
+        },
+        "spec": {
+            "backoffLimit": _pick(job.backoff_limit, settings.job_backoff_limit),
+            "activeDeadlineSeconds": _pick(job.active_deadline_seconds, settings.job_active_deadline_seconds),
+            "ttlSecondsAfterFinished": _pick(job.ttl_seconds_after_finished, settings.job_ttl_seconds_after_finished),
+            "template": {"metadata": {"labels": lbls}, "spec": pod_spec},
+        },
+    }
+
+
+def _pick(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _env(kind: Kind, spec: dict[str, Any], payload: JobPayload, job: JobSettings) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": ENV_VAR, "value": payload.model_dump_json(by_alias=True, exclude_none=True)},
+        {"name": "HOME", "value": SCRATCH_DIR},
+        {"name": "TMPDIR", "value": SCRATCH_DIR},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    token = (spec.get("kiroframe") or {}).get("tokenSecret")
+    if token:
+        selector = {"name": token["name"], "key": token.get("key", "token")}
+        env.append({"name": KIROFRAME_TOKEN_ENV, "valueFrom": {"secretKeyRef": selector}})
+    env += [var.wire() for var in job.env or []]
+    return env
+
+
+def _env_from(kind: Kind, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    server = spec.get("source") if kind.kind != "MlflowImport" else spec.get("destination")
+    secret = (server or {}).get("credentialsSecret")
+    return [{"secretRef": {"name": secret["name"]}}] if secret else []
+
+
+def _resources(job: JobSettings, settings: OperatorSettings) -> dict[str, Any]:
+    if job.resources is not None:
+        return job.resources.wire()
+    return {
+        "requests": {"cpu": settings.job_cpu_request, "memory": settings.job_memory_request},
+        "limits": {"memory": settings.job_memory_limit},
+    }

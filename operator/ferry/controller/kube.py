@@ -1,0 +1,102 @@
+"""The few Kubernetes calls the controller makes, as plain dicts in the API's own camelCase.
+
+Responses are read raw (``_preload_content=False``) and parsed as JSON: cheaper than the client's
+model classes and the same shape kopf hands to handlers, so one set of pure functions serves both.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from ferry.api import GROUP, VERSION, Kind
+from ferry.controller.jobs import KIND_LABEL, NAME_LABEL
+from ferry.runner.kubeclient import load_config
+
+
+def _json(response: Any) -> dict[str, Any]:
+    return json.loads(response.data)
+
+
+class Kube:
+    def __init__(self, client: kubernetes.client.ApiClient | None = None) -> None:
+        self.client = client or load_config()
+        self.batch = kubernetes.client.BatchV1Api(self.client)
+        self.core = kubernetes.client.CoreV1Api(self.client)
+        self.custom = kubernetes.client.CustomObjectsApi(self.client)
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def create_job(self, job: dict[str, Any]) -> bool:
+        """True if created, False if a Job of that name already exists (started before)."""
+        try:
+            self.batch.create_namespaced_job(job["metadata"]["namespace"], job, _preload_content=False)
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def jobs_of(self, kind: Kind, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
+        selector = f"{KIND_LABEL}={kind.kind},{NAME_LABEL}={name[:63]}"
+        items = _json(
+            self.batch.list_namespaced_job(namespace, label_selector=selector, _preload_content=False)
+        )["items"]
+        return [j for j in items if any(o.get("uid") == uid for o in j["metadata"].get("ownerReferences", []))]
+
+    def annotate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        try:
+            self.batch.patch_namespaced_job(name, namespace, {"metadata": {"annotations": annotations}})
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    def pods_of_job(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        return _json(
+            self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}", _preload_content=False)
+        )["items"]
+
+    # --- our resources ------------------------------------------------------------------------
+    def get_resource(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, kind.plural, name, _preload_content=False
+                )
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch ``status`` (a None value removes a field); a vanished resource is not an error."""
+        try:
+            self.custom.api_client.call_api(
+                f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{kind.plural}/{name}/status",
+                "PATCH",
+                body={"status": status},
+                header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise

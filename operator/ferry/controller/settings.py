@@ -1,0 +1,47 @@
+"""Operator settings: defaults for the Jobs it creates and the pace of its timers.
+
+Read from the environment (``FERRY_*``; the Helm chart sets them) and overridden by the
+``ferry operator`` flags. Nothing here changes what a resource means; only how Jobs are dressed
+and how often the operator looks.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ferry import __version__
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FERRY_", extra="ignore")
+
+    job_image: str = f"ghcr.io/mlflow-ferry/mlflow-ferry:{__version__}"
+    job_image_pull_policy: str = "IfNotPresent"
+    job_service_account: str = Field(default="ferry-job", description="ServiceAccount Jobs run as by default.")
+    job_backoff_limit: int = 1
+    job_active_deadline_seconds: int = 6 * 3600
+    job_ttl_seconds_after_finished: int = 24 * 3600
+    job_cpu_request: str = "100m"
+    job_memory_request: str = "256Mi"
+    job_memory_limit: str = "2Gi"
+    job_run_as_user: int = 65532
+    schedule_tick_seconds: float = Field(default=5.0, gt=0, description="How often schedules are looked at.")
+    wait_poll_seconds: float = Field(default=3.0, gt=0, description="How often a waiting import looks again.")
+    export_ref_grace_seconds: float = Field(
+        default=30.0, ge=0, description="How long an import waits for its MlflowExport to appear at all."
+    )
+
+
+_settings = OperatorSettings()
+
+
+def current() -> OperatorSettings:
+    return _settings
+
+
+def configure(**overrides: object) -> OperatorSettings:
+    """Replace the settings (the CLI does this once before the operator starts)."""
+    global _settings
+    _settings = OperatorSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return _settings

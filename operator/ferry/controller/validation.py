@@ -1,0 +1,149 @@
+"""What a schema cannot say about a spec, checked before any Job exists.
+
+Each problem is one line naming the field (``spec.options.stages: ...``), collected rather than
+stopping at the first, so the user fixes everything in one edit. The pydantic models re-check the
+schema too: the operator may meet objects stored before a CRD upgrade.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ValidationError
+
+from ferry.api import Kind
+from ferry.api.common import JobSettings, PvcLocation, ScheduleSpec, TrackingServer
+from ferry.api.export import MlflowExportSpec
+from ferry.api.job import ENV_VAR, KIROFRAME_TOKEN_ENV
+from ferry.api.kiroframe import KiroframeSyncSpec
+from ferry.api.mlflow_import import MlflowImportSpec
+from ferry.controller.schedule import cron_error, zone_error
+
+QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
+RESERVED_ENV = {ENV_VAR, KIROFRAME_TOKEN_ENV, "HOME", "TMPDIR"}
+
+
+def validate(kind: Kind, spec: dict[str, Any]) -> tuple[BaseModel | None, list[str]]:
+    """The parsed spec and every problem found; a spec with problems gets no Job."""
+    try:
+        model = kind.spec.model_validate(spec)
+    except ValidationError as err:
+        return None, [_schema_message(e) for e in err.errors()]
+    return model, list(_semantic_errors(model))
+
+
+def _schema_message(error: Any) -> str:
+    where = ".".join(str(part) for part in ("spec", *error["loc"]))
+    return f"{where}: {error['msg']}"
+
+
+def _semantic_errors(spec: BaseModel) -> Iterator[str]:
+    if isinstance(spec, MlflowExportSpec):
+        yield from _server_errors("spec.source", spec.source)
+        yield from _export_errors(spec)
+    elif isinstance(spec, MlflowImportSpec):
+        yield from _server_errors("spec.destination", spec.destination)
+        yield from _import_errors(spec)
+    elif isinstance(spec, KiroframeSyncSpec):
+        yield from _server_errors("spec.source", spec.source)
+        yield from _url_errors("spec.kiroframe.url", spec.kiroframe.url)
+        yield from _schedule_errors(spec, spec.schedule)
+    job = getattr(spec, "job", None)
+    if job is not None:
+        yield from _job_errors(job)
+
+
+def _server_errors(where: str, server: TrackingServer) -> Iterator[str]:
+    if server.tracking_uri.startswith("databricks"):
+        return
+    yield from _url_errors(f"{where}.trackingUri", server.tracking_uri)
+
+
+def _url_errors(where: str, url: str) -> Iterator[str]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        yield f"{where}: '{_redact(url)}' is not a URL ({err})"
+        return
+    if parts.username or parts.password:
+        yield f"{where}: credentials must not be part of the URL; put them in a Secret"
+    if not parts.hostname:
+        yield f"{where}: '{_redact(url)}' names no host"
+    elif port == 0:
+        yield f"{where}: port 0 is not a port"
+
+
+def _redact(url: str) -> str:
+    """A URL as it may appear in a message: anything before '@' (user:password) is cut."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if sep else url
+
+
+def _path_errors(where: str, pvc: PvcLocation) -> Iterator[str]:
+    if ".." in pvc.sub_path.split("/"):
+        yield f"{where}.subPath: '..' is not allowed; the path must stay inside the claim"
+
+
+def _schedule_errors(spec: ScheduleSpec, schedule: str | None) -> Iterator[str]:
+    if schedule is not None and (problem := cron_error(schedule)):
+        yield f"spec.schedule: {problem}"
+    if spec.time_zone is not None and (problem := zone_error(spec.time_zone)):
+        yield f"spec.timeZone: {problem}"
+
+
+def _export_errors(spec: MlflowExportSpec) -> Iterator[str]:
+    objects = spec.objects
+    if not (objects.experiments or objects.run_ids or objects.models or objects.model_versions):
+        yield "spec.objects: names nothing to export; list experiments, runIds, models or modelVersions"
+    options = spec.options
+    if options is not None:
+        if options.stages and options.versions:
+            yield "spec.options: stages and versions exclude each other; set one"
+        if options.run_start_time is not None and not _is_time(options.run_start_time):
+            yield f"spec.options.runStartTime: '{options.run_start_time}' is not an ISO 8601 time or epoch ms"
+    yield from _path_errors("spec.destination.pvc", spec.destination.pvc)
+    yield from _schedule_errors(spec, spec.schedule)
+    if spec.schedule is None:
+        if spec.keep is not None:
+            yield "spec.keep: only a scheduled export keeps several exports; set schedule or remove keep"
+        if spec.time_zone is not None:
+            yield "spec.timeZone: only meaningful with spec.schedule"
+
+
+def _is_time(value: str) -> bool:
+    if value.isdigit():
+        return True
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _import_errors(spec: MlflowImportSpec) -> Iterator[str]:
+    source = spec.source
+    if (source.export_ref is None) == (source.pvc is None):
+        yield "spec.source: set exactly one of exportRef and pvc"
+    if source.pvc is not None:
+        yield from _path_errors("spec.source.pvc", source.pvc)
+    renames = spec.target.renames if spec.target else None
+    if renames is not None:
+        for what, mapping in (("experiments", renames.experiments), ("models", renames.models)):
+            for old, new in mapping.items():
+                if not old.strip() or not new.strip():
+                    yield f"spec.target.renames.{what}: '{old}' -> '{new}' has an empty name"
+
+
+def _job_errors(job: JobSettings) -> Iterator[str]:
+    for section in ("limits", "requests"):
+        for resource, quantity in ((getattr(job.resources, section, None) or {}).items()):
+            if not QUANTITY.match(str(quantity)):
+                yield f"spec.job.resources.{section}.{resource}: '{quantity}' is not a quantity (e.g. 500m, 1Gi)"
+    for var in job.env or []:
+        if var.name in RESERVED_ENV:
+            yield f"spec.job.env: {var.name} is set by the operator"
