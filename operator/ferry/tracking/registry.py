@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from ferry.errors import NotFoundError, ServerError
 from ferry.tracking.client import TrackingClient, tags_of
@@ -158,7 +157,3 @@ def _quote(name: str) -> str:
     """A model name inside a single-quoted search filter."""
     return name.replace("'", "\\'")
 
-
-def version_number(version: Any) -> int:
-    """Versions are strings on the wire; order them as numbers (2 before 10)."""
-    return int(str(version))
