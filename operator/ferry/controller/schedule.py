@@ -60,6 +60,8 @@ def plan(
         times.append(following)
         following = it.get_next(datetime)
     if following <= now:  # far behind: jump to the present instead of counting further
+        around_now = croniter(expression, now.astimezone(tz))
+        times.append(around_now.get_prev(datetime))
         following = croniter(expression, now.astimezone(tz)).get_next(datetime)
     if not times:
         return Plan(None, 0, following.astimezone(UTC))

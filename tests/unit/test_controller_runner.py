@@ -1,0 +1,77 @@
+"""`ferry job` pieces that need no cluster: its input, its progress throttle, its result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ferry.api.job import JobPayload
+from ferry.errors import NotFoundError, UsageError
+from ferry.outcome import Outcome
+from ferry.progress import Progress
+from ferry.runner.engines import prune_exports
+from ferry.runner.job import execute, exit_code, read_payload, report
+from ferry.runner.reporter import ProgressReporter
+
+
+def test_payload_errors_are_one_line_usage_errors() -> None:
+    with pytest.raises(UsageError, match="FERRY_JOB is not set"):
+        read_payload({})
+    with pytest.raises(UsageError, match="not a job description"):
+        read_payload({"FERRY_JOB": "{"})
+    with pytest.raises(UsageError, match="unknown kind 'Backup'"):
+        read_payload({"FERRY_JOB": json.dumps({"kind": "Backup", "name": "n", "namespace": "d", "spec": {}})})
+
+
+def test_progress_is_throttled_and_the_last_state_is_sent() -> None:
+    sent: list[dict] = []
+    now = [0.0]
+    reporter = ProgressReporter(sent.append, interval=2.0, clock=lambda: now[0])
+    for done in range(5):  # all within one interval: only the first goes out at once
+        reporter(Progress(total=10, done=done))
+    now[0] = 2.5
+    reporter(Progress(total=10, done=7))
+    reporter.close()
+    reporter.close()  # nothing pending: nothing more sent
+    assert [s["progress"]["done"] for s in sent] == [0, 7]
+    assert sent[-1]["progress"] == {"total": 10, "done": 7, "failed": 0, "summary": "7/10"}
+
+
+def test_a_refused_progress_patch_does_not_stop_the_work(capsys: pytest.CaptureFixture[str]) -> None:
+    calls = []
+
+    def refuse(status: dict) -> None:
+        calls.append(status)
+        raise PermissionError("403")
+
+    reporter = ProgressReporter(refuse, interval=0)
+    reporter(Progress(total=1))
+    reporter(Progress(total=1, done=1))
+    assert len(calls) == 1 and "cannot report progress" in capsys.readouterr().err
+
+
+def test_engine_errors_become_a_failed_outcome_and_a_termination_message(tmp_path: Path) -> None:
+    payload = JobPayload(kind="MlflowExport", name="n", namespace="d", spec={})
+
+    def missing(_payload, _sink):
+        raise NotFoundError("experiment 'x' not found at http://mlflow:5000")
+
+    outcome = execute(payload, missing, None)
+    assert outcome.phase == "Failed" and outcome.message == "experiment 'x' not found at http://mlflow:5000"
+    assert exit_code(outcome) == 1 and exit_code(Outcome(phase="PartiallyFailed")) == 0
+    log = tmp_path / "termination-log"
+    report(outcome, log)
+    assert Outcome.model_validate_json(log.read_text()) == outcome
+
+
+def test_scheduled_exports_keep_the_newest(tmp_path: Path) -> None:
+    for stamp in ("20240101T000000Z", "20240102T000000Z", "20240103T000000Z"):
+        (tmp_path / f"nightly-{stamp}").mkdir()
+    (tmp_path / "other-20230101T000000Z").mkdir()
+    removed = prune_exports(tmp_path / "nightly-20240103T000000Z", "nightly", keep=2)
+    assert [p.name for p in removed] == ["nightly-20240101T000000Z"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "nightly-20240102T000000Z", "nightly-20240103T000000Z", "other-20230101T000000Z"
+    ]  # fmt: skip
