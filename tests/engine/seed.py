@@ -89,3 +89,34 @@ def seed_experiment(uri: str, name: str, scratch: Path) -> Seeded:
 
     return Seeded(uri=uri, experiment_id=exp_id, experiment_name=name, parent=parent, child=child, big=big,
                   failed=failed, deleted=deleted, active_runs=[parent, child, big, failed])
+
+
+IMPORT_ADDED_TAGS = {"ferry.source.run_id", "ferry.source.uri", "ferry.import.complete", "mlflow.parentRunId",
+                     "mlflow.user"}
+
+
+def run_view(client: object, run_id: str) -> dict:
+    """Everything of a run that import must carry, in comparable form (via ferry.tracking)."""
+    from ferry.tracking import ArtifactStore, TrackingClient, tags_of
+
+    assert isinstance(client, TrackingClient)
+    run = client.get_run(run_id)
+    info, data = run["info"], run["data"]
+    keys = sorted({m["key"] for m in data.get("metrics", [])})
+    store = ArtifactStore(client, info["artifact_uri"])
+    return {
+        "run_name": info.get("run_name"),
+        "status": info["status"],
+        "start_time": info.get("start_time"),
+        "end_time": info.get("end_time"),
+        "lifecycle_stage": info["lifecycle_stage"],
+        "params": {p["key"]: p["value"] for p in data.get("params", [])},
+        "tags": {k: v for k, v in tags_of(data).items() if k not in IMPORT_ADDED_TAGS},
+        "metrics": {k: sorted((p["step"], p["timestamp"], p["value"]) for p in client.get_metric_history(run_id, k))
+                    for k in keys},
+        "datasets": sorted(
+            (d["dataset"]["name"], d["dataset"]["digest"], d["dataset"].get("source"), d["dataset"].get("schema"),
+             d["dataset"].get("profile"), tuple(sorted((t["key"], t["value"]) for t in d.get("tags", []))))
+            for d in (run.get("inputs") or {}).get("dataset_inputs", [])),
+        "artifacts": {f.path: store.read_bytes(f.path) for f in store.walk() if f.path.rsplit("/", 1)[-1] != "MLmodel"},
+    }

@@ -1,0 +1,343 @@
+"""Export and import of experiments (one, or many in the peer's bulk layout).
+
+Export streams: runs come from paged runs/search, are handled in slices of `SLICE` runs (their
+metric histories fetched in bulk, one request per metric key per slice), and each slice is
+exported by a bounded thread pool before the next page is read. Memory stays flat in the number
+of runs; only run ids are kept for ``experiment.json``, which is written last.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ferry.engine import runs as run_engine
+from ferry.engine.files import fmt_ts_millis, read_export_file, write_export_file
+from ferry.errors import FerryError, InputError, NotFoundError, UsageError
+from ferry.progress import Tracker
+from ferry.tracking import JsonDict, TrackingClient, tags_of
+
+EXPERIMENT_JSON = "experiment.json"
+EXPERIMENTS_JSON = "experiments.json"
+SLICE = 100  # runs per bulk metric-history request (the server's cap)
+
+
+@dataclass
+class ExperimentExport:
+    experiment_id: str
+    name: str
+    path: Path
+    ok_runs: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "run <id>: <reason>"
+    failed_run_ids: list[str] = field(default_factory=list)
+    skipped_runs: int = 0
+    nbytes: int = 0
+
+
+@dataclass
+class ExperimentImport:
+    experiment_id: str
+    name: str
+    runs: list[run_engine.RunImport] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def parse_run_start_time(value: str | int | None) -> int | None:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM:SS`` (UTC), or epoch milliseconds, as milliseconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise UsageError(f"--run-start-time '{value}' is not YYYY-MM-DD or YYYY-MM-DD HH:MM:SS") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def export_experiment(client: TrackingClient, experiment: str, out_dir: Path, *,
+                      run_ids: Sequence[str] | None = None, run_start_time: str | int | None = None,
+                      export_deleted_runs: bool = False, check_nested_runs: bool = False,
+                      include_artifacts: bool = True, workers: int = 4,
+                      tracker: Tracker | None = None) -> ExperimentExport:
+    """Export experiment `experiment` (name or id) to `out_dir`: experiment.json + runs/<id>/."""
+    start_ms = parse_run_start_time(run_start_time)
+    exp = client.find_experiment(experiment)
+    exp_id = str(exp["experiment_id"])
+    result = ExperimentExport(exp_id, exp["name"], out_dir)
+    tracker = tracker or Tracker()
+    view = "ALL" if export_deleted_runs else "ACTIVE_ONLY"
+    if run_ids:
+        selected = _selected_runs(client, exp_id, run_ids, check_nested_runs, result)
+    else:
+        selected = client.search_runs([exp_id], filter=f"attributes.start_time >= {start_ms}" if start_ms else None,
+                                      run_view_type=view)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="export") as pool:
+        for page in _slices(selected, SLICE):
+            if not export_deleted_runs:
+                page = [r for r in page if r["info"].get("lifecycle_stage") != "deleted"]
+            tracker.add_total(len(page))
+            _export_slice(client, page, out_dir / "runs", include_artifacts, pool, tracker, result)
+    write_export_file(out_dir, EXPERIMENT_JSON, script="export_experiment.py", tracking_uri=client.uri,
+                      mlflow={"experiment": experiment_document(exp), "runs": result.ok_runs},
+                      info={"num_total_runs": len(result.ok_runs) + len(result.failed_run_ids),
+                            "num_ok_runs": len(result.ok_runs), "num_failed_runs": len(result.failed_run_ids),
+                            "failed_runs": result.failed_run_ids})
+    return result
+
+
+def experiment_document(exp: JsonDict) -> JsonDict:
+    doc = {k: exp.get(k) for k in ("experiment_id", "name", "artifact_location", "lifecycle_stage",
+                                   "creation_time", "last_update_time")}
+    doc["tags"] = dict(sorted(tags_of(exp).items()))
+    doc["_creation_time"] = fmt_ts_millis(exp.get("creation_time"))
+    doc["_last_update_time"] = fmt_ts_millis(exp.get("last_update_time"))
+    return doc
+
+
+def _export_slice(client: TrackingClient, page: list[JsonDict], runs_dir: Path, include_artifacts: bool,
+                  pool: ThreadPoolExecutor, tracker: Tracker, result: ExperimentExport) -> None:
+    todo = [r for r in page if not run_engine.is_exported(runs_dir / r["info"]["run_id"])]
+    for run in page:
+        if run not in todo:
+            result.ok_runs.append(run["info"]["run_id"])
+            result.skipped_runs += 1
+            tracker.advance()
+    keys = sorted({m["key"] for r in todo for m in r.get("data", {}).get("metrics", [])})
+    ids = [r["info"]["run_id"] for r in todo]
+    histories: dict[str, dict[str, list[JsonDict]]] = {run_id: {} for run_id in ids}
+    for key, per_run in zip(keys, pool.map(lambda k: client.get_metric_histories(ids, k), keys), strict=True):
+        for run_id, points in per_run.items():
+            if points:
+                histories[run_id][key] = points
+
+    def one(run: JsonDict) -> tuple[str, run_engine.RunExport | FerryError | Exception]:
+        run_id = run["info"]["run_id"]
+        try:
+            return run_id, run_engine.export_run(client, run, runs_dir / run_id, histories=histories[run_id],
+                                                 include_artifacts=include_artifacts, resume=False)
+        except Exception as err:  # one bad run does not stop the others; it is listed
+            return run_id, err
+
+    for run_id, outcome in pool.map(one, todo):
+        if isinstance(outcome, Exception):
+            result.failed_run_ids.append(run_id)
+            result.failed.append(f"run {run_id}: {_reason(outcome)}")
+            tracker.fail()
+        else:
+            result.ok_runs.append(run_id)
+            result.nbytes += outcome.nbytes
+            tracker.advance()
+
+
+def _selected_runs(client: TrackingClient, exp_id: str, run_ids: Sequence[str], nested: bool,
+                   result: ExperimentExport) -> Iterator[JsonDict]:
+    seen: set[str] = set()
+    for run_id in run_ids:
+        try:
+            run = client.get_run(run_id)
+        except NotFoundError as err:
+            result.failed_run_ids.append(run_id)
+            result.failed.append(f"run {run_id}: {err.message}")
+            continue
+        if str(run["info"]["experiment_id"]) != exp_id:
+            result.failed_run_ids.append(run_id)
+            result.failed.append(f"run {run_id}: belongs to experiment {run['info']['experiment_id']}, not {exp_id}")
+            continue
+        family = [run, *(_descendants(client, exp_id, run_id) if nested else [])]
+        for member in family:
+            if member["info"]["run_id"] not in seen:
+                seen.add(member["info"]["run_id"])
+                yield member
+
+
+def _descendants(client: TrackingClient, exp_id: str, run_id: str) -> Iterator[JsonDict]:
+    for child in client.search_runs([exp_id], filter=f"tags.`mlflow.parentRunId` = '{run_id}'"):
+        yield child
+        yield from _descendants(client, exp_id, child["info"]["run_id"])
+
+
+def _slices(items: Iterable[JsonDict], size: int) -> Iterator[list[JsonDict]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, FerryError):
+        return err.message
+    return f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+
+
+# -- import ----------------------------------------------------------------------------------------
+
+
+def read_experiment(in_dir: Path) -> JsonDict:
+    doc = read_export_file(in_dir / EXPERIMENT_JSON, "an exported experiment")
+    if not isinstance(doc["mlflow"].get("experiment"), dict):
+        raise InputError(f"{in_dir / EXPERIMENT_JSON} is corrupt: no 'experiment' section")
+    return doc
+
+
+def run_dir_of(in_dir: Path, run_id: str) -> Path:
+    """``runs/<id>`` (current layout) or ``<id>`` (mlflow-export-import before 1.2)."""
+    current = in_dir / "runs" / run_id
+    return current if current.is_dir() else in_dir / run_id
+
+
+def import_experiment(client: TrackingClient, in_dir: Path, experiment_name: str | None = None, *,
+                      import_source_tags: bool = False, use_src_user_id: bool = False, mlmodel_fix: bool = True,
+                      workers: int = 4, tracker: Tracker | None = None) -> ExperimentImport:
+    """Import the experiment in `in_dir` (as `experiment_name`, default its own name); idempotent."""
+    doc = read_experiment(in_dir)
+    src_exp = doc["mlflow"]["experiment"]
+    name = experiment_name or src_exp.get("name")
+    if not name:
+        raise UsageError("no experiment name given and the export has none")
+    tags = _experiment_tags(src_exp, import_source_tags)
+    exp = client.get_or_create_experiment(name, tags=tags)
+    result = ExperimentImport(str(exp["experiment_id"]), name)
+    run_ids = [str(r) for r in doc["mlflow"].get("runs", [])]
+    tracker = tracker or Tracker()
+    tracker.add_total(len(run_ids))
+
+    def one(run_id: str) -> run_engine.RunImport | Exception:
+        try:
+            return run_engine.import_run(client, run_dir_of(in_dir, run_id), result.experiment_id,
+                                         import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
+                                         mlmodel_fix=mlmodel_fix, resolve_parent=False, defer_delete=True)
+        except Exception as err:
+            return err
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="import") as pool:
+        for run_id, outcome in zip(run_ids, pool.map(one, run_ids), strict=True):
+            if isinstance(outcome, Exception):
+                result.failed.append(f"run {run_id}: {_reason(outcome)}")
+                tracker.fail()
+            else:
+                result.runs.append(outcome)
+                tracker.advance()
+    finish_links(client, result.runs)
+    return result
+
+
+def finish_links(client: TrackingClient, imported: Sequence[run_engine.RunImport]) -> None:
+    """Remap ``mlflow.parentRunId`` among the imported runs, then delete the runs deleted at the source."""
+    parent_map = {r.src_run_id: r.dst_run_id for r in imported}
+    for dst_run_id, dst_parent in run_engine.parents_to_link(imported, parent_map):
+        run_engine.link_parent(client, dst_run_id, dst_parent)
+    for r in imported:
+        if r.delete_pending:
+            client.delete_run(r.dst_run_id)
+
+
+def _experiment_tags(src_exp: Mapping[str, Any], import_source_tags: bool) -> dict[str, str]:
+    raw = src_exp.get("tags") or {}
+    tags = {t["key"]: str(t.get("value", "")) for t in raw} if isinstance(raw, list) else {
+        k: str(v) for k, v in raw.items()}
+    if import_source_tags:
+        tags.update({f"{run_engine.EXIM_PREFIX}.mlflow_tag.{k.removeprefix('mlflow.')}": v
+                     for k, v in tags.items() if k.startswith("mlflow.")})
+        tags.update({f"{run_engine.EXIM_PREFIX}.field.{k}": str(v) for k, v in src_exp.items()
+                     if k != "tags" and not k.startswith("_")})
+    return tags
+
+
+# -- bulk ------------------------------------------------------------------------------------------
+
+
+def resolve_experiments(client: TrackingClient, spec: str | Sequence[str]) -> list[JsonDict]:
+    """``all``, a comma list, a list, or a ``.txt`` file of experiment names or ids."""
+    if isinstance(spec, str):
+        if spec.endswith(".txt"):
+            path = Path(spec)
+            if not path.is_file():
+                raise InputError(f"experiments file {spec} does not exist")
+            names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        else:
+            names = [s.strip() for s in spec.split(",") if s.strip()]
+    else:
+        names = list(spec)
+    if names in (["all"], ["*"]):
+        return list(client.search_experiments())
+    return [client.find_experiment(n) for n in names]
+
+
+@dataclass
+class BulkExport:
+    experiments: list[ExperimentExport] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def export_experiments(client: TrackingClient, experiments: str | Sequence[str], out_dir: Path, *,
+                       run_start_time: str | int | None = None, export_deleted_runs: bool = False,
+                       include_artifacts: bool = True, workers: int = 4, tracker: Tracker | None = None,
+                       options: Mapping[str, Any] | None = None) -> BulkExport:
+    """Export experiments into ``<out_dir>/<experiment_id>/`` plus ``experiments.json``."""
+    started = time.monotonic()
+    result = BulkExport()
+    for exp in resolve_experiments(client, experiments):
+        exp_id = str(exp["experiment_id"])
+        try:
+            result.experiments.append(export_experiment(
+                client, exp_id, out_dir / exp_id, run_start_time=run_start_time,
+                export_deleted_runs=export_deleted_runs, include_artifacts=include_artifacts,
+                workers=workers, tracker=tracker))
+        except FerryError as err:
+            result.failed.append(f"experiment {exp.get('name', exp_id)}: {err.message}")
+    ok = sum(len(e.ok_runs) for e in result.experiments)
+    bad = sum(len(e.failed_run_ids) for e in result.experiments)
+    write_export_file(out_dir, EXPERIMENTS_JSON, script="export_experiments.py", tracking_uri=client.uri,
+                      mlflow={"experiments": [{"id": e.experiment_id, "name": e.name, "ok_runs": len(e.ok_runs),
+                                               "failed_runs": len(e.failed_run_ids)} for e in result.experiments]},
+                      info={"experiment_names": [e.name for e in result.experiments],
+                            "options": dict(options or {}),
+                            "status": {"duration": round(time.monotonic() - started, 1),
+                                       "experiments": len(result.experiments), "total_runs": ok + bad,
+                                       "ok_runs": ok, "failed_runs": bad}})
+    return result
+
+
+def read_experiments_index(in_dir: Path) -> list[JsonDict]:
+    doc = read_export_file(in_dir / EXPERIMENTS_JSON, "a bulk experiments export")
+    exps = doc["mlflow"].get("experiments")
+    if not isinstance(exps, list):
+        raise InputError(f"{in_dir / EXPERIMENTS_JSON} is corrupt: no 'experiments' list")
+    return exps
+
+
+def rename(name: str, renames: Mapping[str, str] | None) -> str:
+    """The peer's rename rule: the first key that prefixes `name` is replaced by its value."""
+    for old, new in (renames or {}).items():
+        if old and name.startswith(old):
+            return name.replace(old, new, 1)
+    return name
+
+
+def import_experiments(client: TrackingClient, in_dir: Path, *, renames: Mapping[str, str] | None = None,
+                       import_source_tags: bool = False, use_src_user_id: bool = False, mlmodel_fix: bool = True,
+                       workers: int = 4, tracker: Tracker | None = None) -> tuple[list[ExperimentImport], list[str]]:
+    """Import every experiment of a bulk export; returns the imports and the failures."""
+    done: list[ExperimentImport] = []
+    failed: list[str] = []
+    for entry in read_experiments_index(in_dir):
+        exp_dir = in_dir / str(entry["id"])
+        try:
+            name = rename(str(entry.get("name") or read_experiment(exp_dir)["mlflow"]["experiment"]["name"]), renames)
+            done.append(import_experiment(client, exp_dir, name, import_source_tags=import_source_tags,
+                                          use_src_user_id=use_src_user_id, mlmodel_fix=mlmodel_fix,
+                                          workers=workers, tracker=tracker))
+        except FerryError as err:
+            failed.append(f"experiment {entry.get('name', entry.get('id'))}: {err.message}")
+    return done, failed
