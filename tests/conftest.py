@@ -15,6 +15,8 @@ import pytest
 
 from devstack.mlflow_server import MlflowServer
 
+pytest_plugins = ["devstack.cluster.pytest_plugin"]
+
 MLFLOW_WORKERS = int(os.environ.get("FERRY_TEST_MLFLOW_WORKERS", "1"))
 
 
