@@ -1,0 +1,155 @@
+"""``export-experiment``, ``import-experiment`` and the bulk ``export-experiments`` / ``import-experiments``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ferry.cli.common import one_line_errors
+from ferry.cli.options import (
+    boolean,
+    command,
+    report,
+    split_list,
+    text,
+    tracking_uri,
+    warn_databricks_only,
+    workers_and_quiet,
+)
+from ferry.engine import experiments as exp_engine
+from ferry.errors import InputError
+from ferry.outcome import Counts, Outcome
+from ferry.progress import Tracker, terminal_sink
+from ferry.tracking import TrackingClient
+
+NOTEBOOK_FORMATS_HELP = "Databricks notebook formats. Values are SOURCE, HTML, JUPYTER or DBC (comma separated)."
+RUN_START_TIME_HELP = ("Only export runs started after this UTC time (inclusive). "
+                       "Format: YYYY-MM-DD or YYYY-MM-DD HH:MM:SS.")
+
+
+def _phase(done: int, failed: list[str]) -> str:
+    return "Succeeded" if not failed else ("PartiallyFailed" if done else "Failed")
+
+
+@command("Exports an experiment to a directory.")
+@text("--experiment", "Experiment name or ID.", required=True)
+@text("--output-dir", "Output directory.", required=True)
+@text("--run-ids", "List of run IDs to export (comma seperated).")
+@boolean("--export-permissions", "Export Databricks permissions.")
+@text("--run-start-time", RUN_START_TIME_HELP)
+@boolean("--export-deleted-runs", "Export deleted runs.")
+@boolean("--check-nested-runs", "Check if run in the 'run-ids' option is a parent of nested runs and export "
+                                "all the nested runs.")
+@text("--notebook-formats", NOTEBOOK_FORMATS_HELP, default="")
+@workers_and_quiet
+@one_line_errors
+def export_experiment(experiment: str, output_dir: str, run_ids: str | None, export_permissions: bool,
+                      run_start_time: str | None, export_deleted_runs: bool, check_nested_runs: bool,
+                      notebook_formats: str, workers: int, quiet: bool) -> None:
+    warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
+    exp_engine.parse_run_start_time(run_start_time)
+    client = TrackingClient(tracking_uri())
+    done = exp_engine.export_experiment(
+        client, experiment, Path(output_dir), run_ids=split_list(run_ids) or None, run_start_time=run_start_time,
+        export_deleted_runs=export_deleted_runs, check_nested_runs=check_nested_runs, workers=workers,
+        tracker=Tracker(terminal_sink("export-experiment", quiet=quiet)))
+    report(Outcome(phase=_phase(len(done.ok_runs), done.failed),  # type: ignore[arg-type]
+                   counts=Counts(experiments=1, runs=len(done.ok_runs), bytes=done.nbytes), failed=done.failed,
+                   message=f"Exported experiment '{done.name}': {len(done.ok_runs)} runs "
+                           f"({done.skipped_runs} already there), {len(done.failed)} failed, to {output_dir}"))
+
+
+@command("Imports an experiment from a directory.")
+@text("--experiment-name", "Destination experiment name.", required=True)
+@text("--input-dir", "Input directory.", required=True)
+@boolean("--import-permissions", "Import Databricks permissions using the HTTP PATCH method.")
+@boolean("--import-source-tags", "Import source information for MLflow objects and create tags in destination object.")
+@boolean("--use-src-user-id", "Set the destination user field to the source user field (open-source MLflow only).")
+@text("--dst-notebook-dir", "Databricks destination workspace base directory for notebook.")
+@workers_and_quiet
+@one_line_errors
+def import_experiment(experiment_name: str, input_dir: str, import_permissions: bool, import_source_tags: bool,
+                      use_src_user_id: bool, dst_notebook_dir: str | None, workers: int, quiet: bool) -> None:
+    warn_databricks_only(import_permissions=import_permissions, dst_notebook_dir=dst_notebook_dir)
+    exp_engine.read_experiment(Path(input_dir))  # a bad directory fails before anything is created
+    client = TrackingClient(tracking_uri())
+    done = exp_engine.import_experiment(
+        client, Path(input_dir), experiment_name, import_source_tags=import_source_tags,
+        use_src_user_id=use_src_user_id, workers=workers,
+        tracker=Tracker(terminal_sink("import-experiment", quiet=quiet)))
+    skipped = sum(r.skipped for r in done.runs)
+    report(Outcome(phase=_phase(len(done.runs), done.failed),  # type: ignore[arg-type]
+                   counts=Counts(experiments=1, runs=len(done.runs)), failed=done.failed,
+                   message=f"Imported {len(done.runs)} runs ({skipped} already there) into experiment "
+                           f"'{experiment_name}', {len(done.failed)} failed"))
+
+
+@command("Exports experiments to a directory.")
+@text("--experiments", "Experiment names or IDs (comma delimited) or filename ending with '.txt' containing them. "
+                       "'all' will export all experiments.", required=True)
+@text("--output-dir", "Output directory.", required=True)
+@boolean("--export-permissions", "Export Databricks permissions.")
+@text("--run-start-time", RUN_START_TIME_HELP)
+@boolean("--export-deleted-runs", "Export deleted runs.")
+@text("--notebook-formats", NOTEBOOK_FORMATS_HELP, default="")
+@boolean("--use-threads", "Process in parallel using threads (see --workers).")
+@workers_and_quiet
+@one_line_errors
+def export_experiments(experiments: str, output_dir: str, export_permissions: bool, run_start_time: str | None,
+                       export_deleted_runs: bool, notebook_formats: str, use_threads: bool, workers: int,
+                       quiet: bool) -> None:
+    warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
+    exp_engine.parse_run_start_time(run_start_time)
+    client = TrackingClient(tracking_uri())
+    bulk = exp_engine.export_experiments(
+        client, experiments, Path(output_dir), run_start_time=run_start_time, export_deleted_runs=export_deleted_runs,
+        workers=workers, tracker=Tracker(terminal_sink("export-experiments", quiet=quiet)),
+        options={"experiments": experiments, "output_dir": output_dir, "run_start_time": run_start_time,
+                 "export_deleted_runs": export_deleted_runs, "use_threads": use_threads})
+    failed = bulk.failed + [f for e in bulk.experiments for f in e.failed]
+    runs = sum(len(e.ok_runs) for e in bulk.experiments)
+    report(Outcome(phase=_phase(runs + len(bulk.experiments), failed),  # type: ignore[arg-type]
+                   counts=Counts(experiments=len(bulk.experiments), runs=runs), failed=failed,
+                   message=f"Exported {len(bulk.experiments)} experiments, {runs} runs, to {output_dir}"))
+
+
+@command("Imports experiments from a directory.")
+@text("--input-dir", "Input directory.", required=True)
+@boolean("--import-permissions", "Import Databricks permissions using the HTTP PATCH method.")
+@boolean("--import-source-tags", "Import source information for MLflow objects and create tags in destination object.")
+@boolean("--use-src-user-id", "Set the destination user field to the source user field (open-source MLflow only).")
+@text("--experiment-rename-file", "File with experiment names replacements: comma-delimited line such as "
+                                  "'old_name,new_name'.")
+@boolean("--use-threads", "Process in parallel using threads (see --workers).")
+@workers_and_quiet
+@one_line_errors
+def import_experiments(input_dir: str, import_permissions: bool, import_source_tags: bool, use_src_user_id: bool,
+                       experiment_rename_file: str | None, use_threads: bool, workers: int, quiet: bool) -> None:
+    warn_databricks_only(import_permissions=import_permissions)
+    renames = read_rename_file(experiment_rename_file) if experiment_rename_file else None
+    exp_engine.read_experiments_index(Path(input_dir))
+    client = TrackingClient(tracking_uri())
+    done, failed = exp_engine.import_experiments(
+        client, Path(input_dir), renames=renames, import_source_tags=import_source_tags,
+        use_src_user_id=use_src_user_id, workers=workers,
+        tracker=Tracker(terminal_sink("import-experiments", quiet=quiet)))
+    failed += [f for e in done for f in e.failed]
+    runs = sum(len(e.runs) for e in done)
+    report(Outcome(phase=_phase(runs + len(done), failed),  # type: ignore[arg-type]
+                   counts=Counts(experiments=len(done), runs=runs), failed=failed,
+                   message=f"Imported {len(done)} experiments, {runs} runs"))
+
+
+def read_rename_file(path: str) -> dict[str, str]:
+    """The peer's rename file: one ``old,new`` pair per line."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"rename file {path} does not exist")
+    renames: dict[str, str] = {}
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.rstrip().split(",")
+        if len(parts) != 2:
+            raise InputError(f"rename file {path} line {number}: expected 'old_name,new_name'")
+        renames[parts[0]] = parts[1]
+    return renames

@@ -1,0 +1,89 @@
+"""Click building blocks shared by the seed-compatible commands.
+
+Flags keep mlflow-export-import's names and its BOOLEAN style (``--export-deleted-runs True``), so
+existing scripts run unchanged. Usage mistakes print one ``Error:`` line (exit 2) instead of
+click's usage block, like every other failure of these commands.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ferry.errors import UsageError
+from ferry.outcome import Outcome
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OneLineCommand(click.Command):
+    """A click command whose usage errors are one line on stderr and exit code 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rc = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as err:
+            print(f"Error: {' '.join(err.format_message().split())}", file=sys.stderr)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            print("Error: aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def command(help: str) -> Callable[[F], click.Command]:
+    return click.command(cls=OneLineCommand, help=help)  # type: ignore[return-value]
+
+
+def boolean(name: str, help: str, default: bool = False) -> Callable[[F], F]:
+    """A BOOLEAN-valued flag: ``--name True|False``."""
+    return click.option(name, type=bool, default=default, show_default=True, help=help)
+
+
+def text(name: str, help: str, *, required: bool = False, default: str | None = None) -> Callable[[F], F]:
+    extra: dict[str, Any] = {} if default is None else {"default": default}  # click 8.5: None is a value
+    return click.option(name, type=str, required=required, help=help, **extra)
+
+
+def workers_and_quiet(fn: F) -> F:
+    fn = click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True,
+                      help="Objects processed concurrently.")(fn)
+    return click.option("--quiet", is_flag=True, default=False, help="No progress bar.")(fn)
+
+
+def tracking_uri() -> str:
+    """The server to talk to, from ``MLFLOW_TRACKING_URI`` as mlflow-export-import reads it."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        raise UsageError("MLFLOW_TRACKING_URI is not set: point it at the MLflow tracking server")
+    if not uri.startswith(("http://", "https://")):
+        raise UsageError(f"MLFLOW_TRACKING_URI '{uri}' is not an http(s) URL of an MLflow tracking server")
+    return uri
+
+
+def split_list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def warn_databricks_only(**given: Any) -> None:
+    """One warning line naming the Databricks-only options that were set; they do nothing here."""
+    names = [f"--{k.replace('_', '-')}" for k, v in given.items() if v]
+    if names:
+        print(f"Warning: {', '.join(names)} apply only to Databricks, not to open-source MLflow; ignored",
+              file=sys.stderr)
+
+
+def report(outcome: Outcome) -> None:
+    """The summary line on stdout; the failures on stderr; exit 3 on partial failure, 1 on failure."""
+    print(outcome.message)
+    for failure in outcome.failed:
+        print(f"Failed: {failure}", file=sys.stderr)
+    if outcome.phase == "PartiallyFailed":
+        sys.exit(3)
+    if outcome.phase == "Failed":
+        sys.exit(1)
