@@ -44,7 +44,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"local cluster unavailable on this machine: {reason}")
 
 
-def _check_machine() -> None:
+@pytest.fixture(scope="session")
+def k8s_buildable() -> None:
+    """The control plane is built (cached) and this machine can run the local kubelet."""
     if os.geteuid() != 0:
         _unavailable("the local kubelet needs root (mount namespaces, bind mounts)")
     probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True, text=True)
@@ -57,12 +59,11 @@ def _check_machine() -> None:
 
 
 @pytest.fixture(scope="session")
-def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def k8s_cluster(k8s_buildable: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A running cluster: etcd, kube-apiserver, kube-controller-manager and the local kubelet.
 
     Pods' processes get this Python's bin directory first on PATH (`FERRY_POD_PATH` overrides).
     """
-    _check_machine()
     preset = os.environ.get("FERRY_CLUSTER_DIR")
     cluster = Cluster(Path(preset) if preset else tmp_path_factory.mktemp("k8s"),
                       pod_path=os.environ.get("FERRY_POD_PATH"))
