@@ -8,7 +8,7 @@ from ferry.cli import registry_options as opts
 from ferry.engine import model_versions as engine
 
 
-@click.command(help="Export a registered model version with its run, its model and its run's experiment.")
+@opts.command("Export a registered model version with its run, its model and its run's experiment.")
 @opts.model
 @click.option("--version", required=True, help="Registered model version.")
 @opts.output_dir
@@ -17,7 +17,7 @@ from ferry.engine import model_versions as engine
 @click.option("--vrm-model-artifact-path", help="Accepted for compatibility.")
 @opts.flag("--skip-download-run-artifacts", "Accepted for compatibility.")
 @opts.databricks_only("export_permissions", "notebook_formats")
-@opts.engine_options
+@opts.workers_and_quiet
 @opts.run_command
 def export_model_version(ctx: opts.Context, model: str, version: str, output_dir: str, export_version_model: bool,
                          vrm_model_artifact_path: str | None, skip_download_run_artifacts: bool):
@@ -25,7 +25,7 @@ def export_model_version(ctx: opts.Context, model: str, version: str, output_dir
                                        export_version_model=export_version_model)
 
 
-@click.command(help="Import a version exported by export-model-version as a new version of a model.")
+@opts.command("Import a version exported by export-model-version as a new version of a model.")
 @opts.model
 @click.option("--experiment-name", required=True, help="Destination experiment for the version's run.")
 @opts.input_dir
@@ -34,7 +34,7 @@ def export_model_version(ctx: opts.Context, model: str, version: str, output_dir
 @opts.flag("--import-stages-and-aliases", "Import the version's stage and aliases.")
 @opts.flag("--import-metadata", "Import the model's and the experiment's description and tags.")
 @opts.databricks_only("import_permissions")
-@opts.engine_options
+@opts.workers_and_quiet
 @opts.run_command
 def import_model_version(ctx: opts.Context, model: str, experiment_name: str, input_dir: str, create_model: bool,
                          import_source_tags: bool, import_stages_and_aliases: bool, import_metadata: bool):
@@ -44,7 +44,7 @@ def import_model_version(ctx: opts.Context, model: str, experiment_name: str, in
                                        import_metadata=import_metadata)
 
 
-@click.command(help="Copy a registered model version (and its run) to another model, on this or another server.")
+@opts.command("Copy a registered model version (and its run) to another model, on this or another server.")
 @click.option("--src-model", required=True, help="Source registered model.")
 @click.option("--src-version", required=True, help="Source model version.")
 @click.option("--dst-model", required=True, help="Destination registered model.")
@@ -58,7 +58,7 @@ def import_model_version(ctx: opts.Context, model: str, experiment_name: str, in
 @opts.flag("--copy-lineage-tags", "Record the source version's fields as 'mlflow_exim.*' tags.")
 @opts.flag("--verbose", "Accepted for compatibility.")
 @opts.databricks_only("copy_permissions")
-@opts.engine_options
+@opts.workers_and_quiet
 @opts.run_command
 def copy_model_version(ctx: opts.Context, src_model: str, src_version: str, dst_model: str,
                        dst_experiment_name: str | None, src_mlflow_uri: str | None, dst_mlflow_uri: str | None,

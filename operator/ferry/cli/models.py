@@ -8,7 +8,7 @@ from ferry.cli import registry_options as opts
 from ferry.engine import models as engine
 
 
-@click.command(help="Export a registered model, its versions and the versions' runs.")
+@opts.command("Export a registered model, its versions and the versions' runs.")
 @opts.model
 @opts.output_dir
 @click.option("--stages", help="Stages to export (comma separated): Production, Staging, Archived, None. "
@@ -18,19 +18,19 @@ from ferry.engine import models as engine
 @opts.flag("--export-version-model", "Also export each version's registered MLflow model files.")
 @opts.flag("--export-deleted-runs", "Export versions whose run is deleted.")
 @opts.databricks_only("export_permissions", "notebook_formats")
-@opts.engine_options
+@opts.workers_and_quiet
 @opts.run_command
 def export_model(ctx: opts.Context, model: str, output_dir: str, stages: str | None, versions: str | None,
                  export_latest_versions: bool, export_version_model: bool, export_deleted_runs: bool):
     options = engine.ModelExportOptions(
-        stages=opts.comma_list(stages), versions=opts.comma_list(versions), latest_versions=export_latest_versions,
+        stages=opts.split_list(stages), versions=opts.split_list(versions), latest_versions=export_latest_versions,
         export_version_model=export_version_model, export_deleted_runs=export_deleted_runs, workers=ctx.workers)
     if options.stages and options.versions:
         raise opts.UsageError("--stages and --versions cannot be used together")
     return engine.export_model(ctx.client(), model, output_dir, options, progress=ctx.progress("export-model"))
 
 
-@click.command(help="Import a registered model exported by export-model (ours or mlflow-export-import's).")
+@opts.command("Import a registered model exported by export-model (ours or mlflow-export-import's).")
 @opts.input_dir
 @click.option("--model", help="Destination registered model name. Default: the exported model's name.")
 @click.option("--experiment-name", help="Destination experiment for the versions' runs. "
@@ -41,7 +41,7 @@ def export_model(ctx: opts.Context, model: str, output_dir: str, stages: str | N
               help="Seconds to wait for each new version to become READY.")
 @opts.flag("--verbose", "Accepted for compatibility.")
 @opts.databricks_only("import_permissions")
-@opts.engine_options
+@opts.workers_and_quiet
 @opts.run_command
 def import_model(ctx: opts.Context, input_dir: str, model: str | None, experiment_name: str | None,
                  delete_model: bool, import_source_tags: bool, await_creation_for: int | None, verbose: bool):
@@ -51,7 +51,7 @@ def import_model(ctx: opts.Context, input_dir: str, model: str | None, experimen
                                progress=ctx.progress("import-model"))
 
 
-@click.command(help="Export registered models with the experiments of their versions' runs.")
+@opts.command("Export registered models with the experiments of their versions' runs.")
 @click.option("--models", required=True,
               help="Model names (comma separated), 'all', a 'prefix*', or a file ending in '.txt' with one per line.")
 @opts.output_dir
@@ -64,13 +64,13 @@ def import_model(ctx: opts.Context, input_dir: str, model: str | None, experimen
 @click.option("--runs-until", help="Only export runs started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
 @opts.databricks_only("export_permissions", "notebook_formats")
-@opts.engine_options
+@opts.workers_and_quiet
 @opts.run_command
 def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str | None, export_latest_versions: bool,
                   export_all_runs: bool, export_version_model: bool, export_deleted_runs: bool,
                   run_start_time: str | None, runs_until: str | None, use_threads: bool):
     options = engine.ModelExportOptions(
-        stages=opts.comma_list(stages), latest_versions=export_latest_versions,
+        stages=opts.split_list(stages), latest_versions=export_latest_versions,
         export_version_model=export_version_model, export_deleted_runs=export_deleted_runs, workers=ctx.workers)
     from ferry.engine import models_bulk as bulk
 
@@ -79,7 +79,7 @@ def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str |
                               runs_until=runs_until, progress=ctx.progress("export-models"))
 
 
-@click.command(help="Import registered models and their experiments written by export-models.")
+@opts.command("Import registered models and their experiments written by export-models.")
 @opts.input_dir
 @opts.flag("--delete-model", "If a model exists, first delete it and all its versions.")
 @click.option("--experiment-rename-file", help="File of 'old_name,new_name' lines renaming experiments.")
@@ -89,7 +89,7 @@ def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str |
 @opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
 @opts.flag("--verbose", "Accepted for compatibility.")
 @opts.databricks_only("import_permissions")
-@opts.engine_options
+@opts.workers_and_quiet
 @opts.run_command
 def import_models(ctx: opts.Context, input_dir: str, delete_model: bool, experiment_rename_file: str | None,
                   model_rename_file: str | None, import_source_tags: bool, use_src_user_id: bool,

@@ -8,8 +8,6 @@ answered with one warning. The tracking server comes from ``MLFLOW_TRACKING_URI`
 from __future__ import annotations
 
 import functools
-import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,20 +16,23 @@ from typing import Any
 import click
 
 from ferry.cli.common import one_line_errors
-from ferry.errors import InputError, PartialFailure, UsageError
+from ferry.cli.options import boolean as flag
+from ferry.cli.options import (
+    command,
+    report,
+    split_list,
+    tracking_uri,
+    warn_databricks_only,
+    workers_and_quiet,
+)
+from ferry.errors import InputError, UsageError
 from ferry.outcome import Outcome
 from ferry.progress import ProgressSink, terminal_sink
 from ferry.tracking.client import TrackingClient
 
-__all__ = ["Context", "UsageError"]
+__all__ = ["Context", "UsageError", "command", "flag", "split_list", "workers_and_quiet"]
 
-DEFAULT_WORKERS = 4
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-
-
-def flag(name: str, help: str) -> Decorator:
-    return click.option(name, type=bool, default=False, show_default=True, help=help)
-
 
 model = click.option("--model", required=True, help="Registered model name.")
 output_dir = click.option("--output-dir", required=True, help="Output directory.")
@@ -54,22 +55,13 @@ def databricks_only(*names: str) -> Decorator:
     return decorate
 
 
-def engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--quiet", is_flag=True, help="No progress bar.")(fn)
-    return click.option("--workers", type=click.IntRange(1, 64), default=DEFAULT_WORKERS, show_default=True,
-                        help="Objects processed concurrently.")(fn)
-
-
 @dataclass
 class Context:
     workers: int
     quiet: bool
 
     def client(self, uri: str | None = None) -> TrackingClient:
-        uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
-        if not uri:
-            raise UsageError("no tracking server: set MLFLOW_TRACKING_URI")
-        return TrackingClient(uri)
+        return TrackingClient(uri or tracking_uri())
 
     def progress(self, description: str) -> ProgressSink | None:
         return terminal_sink(description, quiet=self.quiet)
@@ -81,22 +73,11 @@ def run_command(fn: Callable[..., Outcome | None]) -> Callable[..., None]:
     @one_line_errors
     def wrapper(**kwargs: Any) -> None:
         ctx = Context(workers=kwargs.pop("workers"), quiet=kwargs.pop("quiet"))
-        ignored = [f"--{k.replace('_', '-')}" for k in DATABRICKS_ONLY if kwargs.pop(k, None)]
-        if ignored:
-            print(f"Warning: {', '.join(ignored)} only apply to Databricks and are ignored", file=sys.stderr)
+        warn_databricks_only(**{k: kwargs.pop(k) for k in DATABRICKS_ONLY if k in kwargs})
         outcome = fn(ctx, **kwargs)
-        if outcome is None:
-            return
-        print(outcome.message)
-        for failure in outcome.failed:
-            print(f"failed: {failure}", file=sys.stderr)
-        if outcome.phase != "Succeeded":
-            raise PartialFailure(f"{len(outcome.failed)} objects failed")
+        if outcome is not None:
+            report(outcome)
     return wrapper
-
-
-def comma_list(value: str | None) -> list[str]:
-    return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
 def names_argument(value: str) -> str | list[str]:
@@ -108,7 +89,7 @@ def names_argument(value: str) -> str | list[str]:
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if value == "all" or value.endswith("*"):
         return value
-    return comma_list(value)
+    return split_list(value)
 
 
 def rename_file(path: str | None) -> dict[str, str] | None:

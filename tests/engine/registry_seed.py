@@ -1,0 +1,64 @@
+"""Seed a registered model through the real MLflow client: what the registry tests compare.
+
+Eleven versions (so that 10 must come after 9, not after 1), runs spread over two experiments,
+every stage, aliases, tags and descriptions on the model and on each version.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+STAGE_OF = {2: "Production", 3: "Staging", 5: "Archived", 10: "Staging", 11: "Production"}
+ALIASES = {"champion": "11", "previous": "2", "ten": "10"}
+
+
+@dataclass
+class SeededModel:
+    uri: str
+    name: str
+    experiments: list[str]
+    run_of_version: dict[str, str]
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted(self.run_of_version, key=int)
+
+
+def model_files(scratch: Path, version: int) -> Path:
+    files = scratch / f"model-{version}"
+    (files / "model").mkdir(parents=True, exist_ok=True)
+    (files / "model" / "MLmodel").write_text(f"artifact_path: model\nflavors: {{}}\nversion: {version}\n")
+    (files / "model" / "weights.bin").write_bytes(bytes([version]) * 512)
+    return files / "model"
+
+
+def seed_model(uri: str, name: str, scratch: Path, *, versions: int = 11) -> SeededModel:
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [f"{name}-train", f"{name}-tune"]
+    exp_ids = [client.create_experiment(e, tags={"purpose": e.rsplit("-", 1)[1]}) for e in experiments]
+    client.create_registered_model(name, tags={"owner": "ml-team", "domain": "wine"},
+                                   description=f"The {name} model")
+    run_of_version: dict[str, str] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, still served
+        for i in range(1, versions + 1):
+            run = client.create_run(exp_ids[i % 2], run_name=f"train-{i}", tags={"attempt": str(i)})
+            run_id = run.info.run_id
+            client.log_param(run_id, "version", str(i))
+            client.log_metric(run_id, "acc", i / 100, step=i)
+            client.log_artifacts(run_id, str(model_files(scratch, i)), "model")
+            client.set_terminated(run_id)
+            version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id,
+                                                  tags={"n": str(i), "parity": "odd" if i % 2 else "even"},
+                                                  description=f"version number {i}")
+            run_of_version[version.version] = run_id
+            if i in STAGE_OF:
+                client.transition_model_version_stage(name, version.version, STAGE_OF[i])
+    for alias, version in ALIASES.items():
+        if int(version) <= versions:
+            client.set_registered_model_alias(name, alias, version)
+    return SeededModel(uri, name, experiments, run_of_version)
