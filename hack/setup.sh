@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the demo need on a fresh machine, idempotently:
 #   - Debian packages (etcd, Go and openssl for the control plane),
-#   - the Python virtualenv .venv with this package and its test extra,
+#   - the Python virtualenv .venv with this package and its test extra, pinned by constraints.txt
+#     (the same pins the image is built with), and the Helm SDK,
 #   - the control plane (kube-apiserver, kube-controller-manager; cached after the first build),
 #   - the peer tools in their own virtualenvs (for interop tests and benchmarks).
 set -euo pipefail
@@ -12,9 +13,11 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.ferry-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || constraints.txt -nt $stamp ]]; then
   .venv/bin/pip install -q --disable-pip-version-check -U pip
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+  # The Helm 4 SDK declares Python 3.12 but works on 3.11; it cannot sit in the test extra.
+  .venv/bin/pip install -q --disable-pip-version-check --ignore-requires-python 'helm-sdkpy==0.1.32'
   touch "$stamp"
 fi
 
