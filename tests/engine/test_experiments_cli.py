@@ -104,7 +104,7 @@ def test_killed_import_resumes_to_exactly_the_source_set(mlflow_src: MlflowServe
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.05)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL, "the import finished before it could be killed"
     done = cli("import-experiment", "--experiment-name", name, "--input-dir", str(out), uri=mlflow_dst.uri)
     assert done.returncode == 0, done.stderr
     exp = dst_client.get_experiment_by_name(name)

@@ -97,10 +97,13 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, *, experiment
         counts.runs += len(e.runs)
         failed += e.failed
     run_dirs = [] if (in_dir / exp_engine.EXPERIMENT_JSON).is_file() else _run_dirs(in_dir)
-    if run_dirs:
+    if run_dirs and not options.experiment_name:
+        missing = f"{in_dir} holds single runs: an experiment name to import them into is required"
+        if not found:
+            raise InputError(missing)
+        failed.append(f"runs: {missing}")
+    elif run_dirs:
         found = True
-        if not options.experiment_name:
-            raise InputError(f"{in_dir} holds single runs: an experiment name to import them into is required")
         exp = client.get_or_create_experiment(options.experiment_name)
         imported = []
         for run_dir in run_dirs:

@@ -1,0 +1,44 @@
+"""The API Jobs call: export a selection, import whatever the directory holds, report an Outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devstack.mlflow_server import MlflowServer
+from ferry.engine.options import ExportOptions, ImportOptions, Selection
+from ferry.engine.service import export_objects, import_objects
+from ferry.progress import Progress
+from ferry.tracking import TrackingClient
+from tests.engine.seed import Seeded
+
+
+def test_export_then_import_objects(seeded: Seeded, mlflow_src: MlflowServer, mlflow_dst: MlflowServer,
+                                    dst_client: TrackingClient, tmp_path: Path, unique: str) -> None:
+    seen: list[Progress] = []
+    out = export_objects(mlflow_src.uri, tmp_path, Selection(experiments=[seeded.experiment_name],
+                                                             run_ids=[seeded.child]),
+                         ExportOptions(include_artifacts=False), workers=2, on_progress=seen.append)
+    assert out.phase == "Succeeded", out.failed
+    assert (out.counts.experiments, out.counts.runs) == (1, 5)
+    assert seen[-1] == Progress(total=5, done=5, failed=0)
+
+    renames = {seeded.experiment_name: f"svc-{unique}"}
+    result = import_objects(mlflow_dst.uri, tmp_path, ImportOptions(experiment_name=f"svc-runs-{unique}"),
+                            experiment_renames=renames)
+    assert result.phase == "Succeeded", result.failed
+    assert (result.counts.experiments, result.counts.runs) == (1, 5)
+    exp = dst_client.get_experiment_by_name(f"svc-{unique}")
+    assert exp is not None and len(list(dst_client.search_runs([exp["experiment_id"]]))) == 4
+
+    single = import_objects(mlflow_dst.uri, tmp_path / "runs" / seeded.child,
+                            ImportOptions(experiment_name=f"svc-one-{unique}"))
+    assert (single.phase, single.counts.runs) == ("Succeeded", 1)
+
+
+def test_import_objects_rejects_a_directory_that_is_not_an_export(mlflow_dst: MlflowServer, tmp_path: Path) -> None:
+    import pytest
+
+    from ferry.errors import InputError
+
+    with pytest.raises(InputError, match="is not an export"):
+        import_objects(mlflow_dst.uri, tmp_path, ImportOptions())
