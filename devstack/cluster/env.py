@@ -19,6 +19,9 @@ from devstack.cluster.api import Obj
 Lookup = Callable[[str, str], Obj | None]  # (kind "secrets"|"configmaps", name) -> object or None
 
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+# The kubelet's own wording, which users and operators match on.
+_LABELS = {"secrets": "secret", "configmaps": "configmap"}
+_KINDS = {"secrets": "Secret", "configmaps": "ConfigMap"}
 _SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
              "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
              "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
@@ -78,15 +81,13 @@ def resource_value(pod: Obj, container_name: str, ref: Obj, node_allocatable: di
 
 def _key(kind: str, name: str, key: str, optional: bool, lookup: Lookup) -> str | None:
     obj = lookup(kind, name)
-    label = "secret" if kind == "secrets" else "configmap"
     if obj is None:
         if optional:
             return None
-        raise ContainerConfigError(f'{label} "{name}" not found')
+        raise ContainerConfigError(f'{_LABELS[kind]} "{name}" not found')
     value = _decoded(obj, kind).get(key)
     if value is None and not optional:
-        raise ContainerConfigError(f"couldn't find key {key} in {label.title().replace('map', 'Map')} "
-                                   f"{obj['metadata']['namespace']}/{name}")
+        raise ContainerConfigError(f"couldn't find key {key} in {_KINDS[kind]} {obj['metadata']['namespace']}/{name}")
     return value
 
 
@@ -107,7 +108,7 @@ def container_env(pod: Obj, container: Obj, base: dict[str, str], lookup: Lookup
         if obj is None:
             if ref.get("optional"):
                 continue
-            raise ContainerConfigError(f'{"secret" if kind == "secrets" else "configmap"} "{ref["name"]}" not found')
+            raise ContainerConfigError(f'{_LABELS[kind]} "{ref["name"]}" not found')
         for key, value in _decoded(obj, kind).items():
             env[source.get("prefix", "") + key] = value
     for item in container.get("env", []):

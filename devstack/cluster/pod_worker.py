@@ -157,6 +157,7 @@ class PodWorker(threading.Thread):
             self._finish_deletion()
         else:
             self._write_status()
+        log.info("pod %s done: %s", self.name, "deleted" if self.deleting else self.phase)
 
     def _bind(self) -> bool:
         meta = self.pod["metadata"]
@@ -282,6 +283,7 @@ class PodWorker(threading.Thread):
                 start_new_session=True, env={}, close_fds=True,
             )
         (self.pod_dir / f"{run.name}.pid").write_text(str(run.proc.pid))
+        log.info("pod %s container %s started (pid %d, restart %d)", self.name, run.name, run.proc.pid, run.restarts)
         run.started_at = time.monotonic()
         run.state = {"running": {"startedAt": now_rfc3339()}}
         threading.Thread(target=self._await_exit, args=(run.proc,), daemon=True,
@@ -347,6 +349,7 @@ class PodWorker(threading.Thread):
         reason, message = ("Completed" if code == 0 else "Error"), self._termination_message(run, code)
         if start_error.exists():
             reason, message = "StartError", start_error.read_text()
+        log.info("pod %s container %s exited with %d (%s)", self.name, run.name, code, reason)
         started = run.state.get("running", {}).get("startedAt")
         terminated = {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now_rfc3339(),
                       "containerID": run.status(self.uid)["containerID"]}
