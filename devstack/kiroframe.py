@@ -24,7 +24,7 @@ import json
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -74,9 +74,7 @@ def validate(body: Any) -> str | None:
 
 @dataclass
 class _Faults:
-    count: int = 0
-    status: int = 503
-    retry_after: float | None = None
+    queue: deque[tuple[int, float | None]] = field(default_factory=deque)  # (status, retry_after) each
     hold_after: int | None = None
     released: threading.Event = field(default_factory=threading.Event)
 
@@ -147,9 +145,12 @@ class KiroframeStandIn:
     # -- misbehaviour ------------------------------------------------------------------------
 
     def fail_next(self, n: int, status: int = 503, retry_after: float | None = None) -> None:
-        """Answer the next `n` import requests with `status` (0: drop the connection instead)."""
+        """Answer the next `n` import requests with `status` (0: drop the connection instead).
+
+        Calls queue up: ``fail_next(2, 503); fail_next(1, 429, 0.5)`` plays both, in that order.
+        """
         with self._lock:
-            self._faults.count, self._faults.status, self._faults.retry_after = n, status, retry_after
+            self._faults.queue.extend([(status, retry_after)] * n)
 
     def hold_after(self, n: int) -> None:
         """Once `n` records in total were accepted, keep every further request waiting."""
@@ -165,19 +166,19 @@ class KiroframeStandIn:
 
     # -- request handling (called from the server's threads) -----------------------------------
 
-    def _admit(self) -> tuple[str, int, float | None] | None:
-        """Decide a request's fate before reading it: a fault to play, a hold, or None to serve."""
+    def _admit(self) -> tuple[int, float | None] | None:
+        """Decide a request's fate: a fault to play (after a hold, if one applies), or None to serve it."""
         with self._lock:
             self._requests += 1
             faults = self._faults
-            if faults.count > 0:
-                faults.count -= 1
-                return "fail", faults.status, faults.retry_after
+            if faults.queue:
+                status, retry_after = faults.queue.popleft()
+                return status, retry_after
             held = faults.hold_after is not None and sum(self._deliveries.values()) >= faults.hold_after
             released = faults.released
         if held:
             released.wait()
-            return "fail", DROP_CONNECTION, None
+            return DROP_CONNECTION, None
         return None
 
     def _accept(self, body: dict[str, Any]) -> tuple[str, int, str]:
@@ -237,7 +238,7 @@ def _handler_for(standin: KiroframeStandIn) -> type[BaseHTTPRequestHandler]:
             raw = self._body()
             fault = standin._admit()
             if fault is not None:
-                _, status, retry_after = fault
+                status, retry_after = fault
                 if status == DROP_CONNECTION:
                     self.close_connection = True
                     self.connection.close()
