@@ -73,6 +73,14 @@ class Api:
     def delete(self, path: str, body: Obj | None = None) -> Obj | None:
         return self.request("DELETE", path, body, ok_missing=True)
 
+    def delete_pod_now(self, namespace: str, name: str, uid: str) -> None:
+        """What a kubelet does once a pod's processes are gone: remove it with no further grace.
+
+        The uid precondition keeps a newer pod of the same name safe.
+        """
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+        self.delete(f"/api/v1/namespaces/{namespace}/pods/{name}", body)
+
     def watch(self, path: str, resource_version: str, timeout_seconds: int = 300) -> Iterator[Obj]:
         """Watch events from `resource_version` on; ends when the server closes the stream.
 

@@ -203,10 +203,8 @@ class Kubelet:
 
     def _drop_terminal(self, pod: Obj) -> None:
         meta = pod["metadata"]
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
-                "preconditions": {"uid": meta["uid"]}}
         with contextlib.suppress(ApiError, requests.RequestException):
-            self.api.delete(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", body)
+            self.api.delete_pod_now(meta["namespace"], meta["name"], meta["uid"])
 
     def _remove_pod_dir(self, uid: str) -> None:
         shutil.rmtree(self.config.dirs.pods / uid, ignore_errors=True)

@@ -420,10 +420,8 @@ class PodWorker(threading.Thread):
         self._settle_phase()
         self._write_status()
         meta = self.pod["metadata"]
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
-                "preconditions": {"uid": meta["uid"]}}
         with contextlib.suppress(ApiError):
-            self.node.api.delete(self.path, body)
+            self.node.api.delete_pod_now(meta["namespace"], meta["name"], meta["uid"])
 
     # -- status ------------------------------------------------------------------------------------
     @property

@@ -162,12 +162,8 @@ def test_missing_secret_is_a_create_container_config_error(core: client.CoreV1Ap
         state = statuses[0].state.waiting if statuses else None
         return state if state and state.reason == "CreateContainerConfigError" else None
 
-    assert waiting_state_message(wait_for(waiting, what="CreateContainerConfigError")) == 'secret "absent" not found'
+    assert wait_for(waiting, what="CreateContainerConfigError").message == 'secret "absent" not found'
     assert core.read_namespaced_pod_status("waits", k8s_namespace).status.phase == "Pending"
-
-
-def waiting_state_message(state: client.V1ContainerStateWaiting) -> str:
-    return str(state.message)
 
 
 def test_deleting_the_owner_removes_job_pod_and_process(core: client.CoreV1Api, batch: client.BatchV1Api,
@@ -241,3 +237,44 @@ def test_serviceaccount_without_rights_is_forbidden_inside_a_pod(
     with pytest.raises(ApiException) as outside:
         client.CoreV1Api(k8s_sa_api(k8s_namespace, "nobody")).list_namespaced_pod(k8s_namespace)
     assert outside.value.status == 403
+
+
+def finished_pod(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod:
+    def done() -> client.V1Pod | None:
+        pod = core.read_namespaced_pod_status(name, namespace)
+        return pod if pod.status.phase in ("Succeeded", "Failed") else None
+    return wait_for(done, what=f"pod {name} to finish")
+
+
+def test_init_container_empty_dir_and_restart_on_failure(core: client.CoreV1Api, k8s_namespace: str) -> None:
+    main = ("if [ -f /work/tried ]; then cat /work/seed > /dev/termination-log; exit 0; fi; "
+            "touch /work/tried; exit 1")
+    mount = [{"name": "work", "mountPath": "/work"}]
+    core.create_namespaced_pod(k8s_namespace, {"metadata": {"name": "retry"}, "spec": {
+        "restartPolicy": "OnFailure", "volumes": [{"name": "work", "emptyDir": {}}],
+        "initContainers": [{"name": "seed", "image": "ignored", "volumeMounts": mount,
+                            "command": ["sh", "-c", "echo seeded-by-init > /work/seed"]}],
+        "containers": [{"name": "main", "image": "ignored", "volumeMounts": mount, "command": ["sh", "-c", main]}]}})
+
+    pod = finished_pod(core, k8s_namespace, "retry")
+    assert pod.status.phase == "Succeeded"
+    assert pod.status.init_container_statuses[0].state.terminated.reason == "Completed"
+    (status,) = pod.status.container_statuses
+    assert status.restart_count == 1
+    assert status.last_state.terminated.exit_code == 1
+    assert status.state.terminated.message == "seeded-by-init\n"
+
+
+def test_fallback_to_logs_and_a_missing_command(core: client.CoreV1Api, k8s_namespace: str) -> None:
+    core.create_namespaced_pod(k8s_namespace, {"metadata": {"name": "broken"}, "spec": {
+        "restartPolicy": "Never", "containers": [
+            {"name": "talks", "image": "ignored", "command": ["sh", "-c", "echo first; echo last words; exit 2"],
+             "terminationMessagePolicy": "FallbackToLogsOnError"},
+            {"name": "absent", "image": "ignored", "command": ["no-such-command-here"]}]}})
+
+    pod = finished_pod(core, k8s_namespace, "broken")
+    assert pod.status.phase == "Failed"
+    talks, absent = sorted(pod.status.container_statuses, key=lambda s: s.name != "talks")
+    assert (talks.state.terminated.exit_code, talks.state.terminated.message) == (2, "first\nlast words")
+    assert (absent.state.terminated.exit_code, absent.state.terminated.reason) == (128, "StartError")
+    assert absent.state.terminated.message == 'exec: "no-such-command-here": executable file not found in $PATH'
