@@ -69,6 +69,8 @@ def import_model(ctx: opts.Context, input_dir: str, model: str | None, experimen
 def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str | None, export_latest_versions: bool,
                   export_all_runs: bool, export_version_model: bool, export_deleted_runs: bool,
                   run_start_time: str | None, runs_until: str | None, use_threads: bool):
+    if runs_until:
+        raise opts.UsageError("--runs-until is not supported: use --run-start-time")
     options = engine.ModelExportOptions(
         stages=opts.split_list(stages), latest_versions=export_latest_versions,
         export_version_model=export_version_model, export_deleted_runs=export_deleted_runs, workers=ctx.workers)
@@ -76,7 +78,7 @@ def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str |
 
     return bulk.export_models(ctx.client(), opts.names_argument(models), output_dir, options,
                               export_all_runs=export_all_runs, run_start_time=run_start_time,
-                              runs_until=runs_until, progress=ctx.progress("export-models"))
+                              progress=ctx.progress("export-models"))
 
 
 @opts.command("Import registered models and their experiments written by export-models.")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ferry.engine import registry_files as files
 from ferry.engine import registry_runs as runs
@@ -70,7 +71,7 @@ def parse_stages(stages: str | Iterable[str] | None) -> list[str]:
     return found
 
 
-def _select(registry: Registry, name: str, options: ModelExportOptions) -> list[JsonDict]:
+def select_versions(registry: Registry, name: str, options: ModelExportOptions) -> list[JsonDict]:
     stages = parse_stages(options.stages)
     wanted = [str(v).strip() for v in options.versions if str(v).strip()]
     if stages and wanted:
@@ -105,14 +106,15 @@ def _parallel(fn: Callable[[str], object], items: Iterable[str], workers: int) -
 
 
 def export_model(client: TrackingClient, name: str, output_dir: str | Path,
-                 options: ModelExportOptions | None = None, *, progress: ProgressSink | None = None) -> Outcome:
+                 options: ModelExportOptions | None = None, *, progress: ProgressSink | None = None,
+                 tracker: Tracker | None = None) -> Outcome:
     """Write the model, the selected versions and their runs; a failed version is listed, not fatal."""
     options = options or ModelExportOptions()
     out = Path(output_dir)
     registry = Registry(client)
     model = registry.get_model(name)
-    selected = _select(registry, name, options)
-    tracker = Tracker(progress)
+    selected = select_versions(registry, name, options)
+    tracker = tracker or Tracker(progress)
     tracker.add_total(len(selected))
 
     def export_run(run_id: str) -> JsonDict | None:
@@ -186,13 +188,13 @@ def read_model(input_dir: Path) -> tuple[JsonDict, str]:
 def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: str | None = None,
                  experiment_name: str | None = None, delete_model: bool = False,
                  import_source_tags: bool = False, await_creation_for: float | None = None,
-                 workers: int = DEFAULT_WORKERS, run_map: Mapping[str, JsonDict] | None = None,
-                 progress: ProgressSink | None = None) -> Outcome:
+                 workers: int = DEFAULT_WORKERS, run_map: Mapping[str, str] | None = None,
+                 progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
     """Import a model directory; running it again creates no new versions.
 
     Each version's run is imported from ``<input_dir>/<run_id>`` into `experiment_name`, or, when
     that is not given, into an experiment named as the run's source experiment. `run_map` (bulk
-    import) gives destination runs already imported with their experiments, by source run id.
+    import) gives the ids of destination runs already imported with their experiments, by source run id.
     """
     src_dir = Path(input_dir)
     src_model, src_uri = read_model(src_dir)
@@ -205,7 +207,7 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
         registry.delete_model(name)
     registry.ensure_model(name, tags=tags_dict(src_model.get("tags")), description=src_model.get("description"))
 
-    tracker = Tracker(progress)
+    tracker = tracker or Tracker(progress)
     tracker.add_total(len(versions))
     existing = imported_versions(registry, name)
     origin = functools.partial(VersionOrigin, src_uri, src_model["name"])
@@ -213,7 +215,7 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
 
     def import_run(run_id: str) -> JsonDict | None:
         if run_map is not None:
-            return run_map.get(run_id)
+            return client.get_run(run_map[run_id]) if run_id in run_map else None
         run_dir = src_dir / run_id
         if not run_dir.is_dir():
             return None
@@ -257,3 +259,24 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
     apply_aliases(registry, name, aliases)
     run_count = len({v["run_id"] for v in todo}) if run_map is None else 0
     return _outcome(f"imported registered model '{name}'", done, failed, runs=run_count)
+
+
+# -- hooks of ferry.engine.service (bulk layouts live in ferry.engine.models_bulk) ------------------
+
+
+def export_selection(*args: Any, **kwargs: Any) -> Outcome:
+    from ferry.engine import models_bulk
+
+    return models_bulk.export_selection(*args, **kwargs)
+
+
+def holds_models(in_dir: Path) -> bool:
+    from ferry.engine import models_bulk
+
+    return models_bulk.holds_models(in_dir)
+
+
+def import_directory(*args: Any, **kwargs: Any) -> Outcome:
+    from ferry.engine import models_bulk
+
+    return models_bulk.import_directory(*args, **kwargs)
