@@ -163,7 +163,7 @@ class Condition(StatusModel):
     type: str = Field(max_length=316)
     status: Literal["True", "False", "Unknown"]
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    message: str = Field(default="", max_length=32768)
+    message: str | None = Field(default=None, max_length=32768)
     last_transition_time: DateTime
     observed_generation: int | None = Field(default=None, ge=0)
 

@@ -72,7 +72,7 @@ def _flatten(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             node["x-kubernetes-int-or-string"] = True
         else:
             raise ValueError(f"cannot express a union of {branches} structurally")
-    if node.get("default", "") is None:
+    if node.get("default", 0) in (None, ""):  # an empty default says nothing (and 1.20 reads "" as null)
         node.pop("default")
     return node
 

@@ -18,7 +18,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--namespace", "-n", "namespaces", multiple=True, help="Watch this namespace (repeatable; globs ok).")
+@click.option("--namespace", "-n", "namespaces", multiple=True, help="Watch this namespace (repeatable).")
 @click.option("--all-namespaces", "-A", is_flag=True, help="Watch every namespace (needs the ClusterRole).")
 @click.option("--liveness", "liveness", metavar="URL", help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -58,6 +58,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
+    # No cluster-wide reads of CustomResourceDefinitions and Namespaces: the CRDs are installed
+    # before the operator starts, and namespaces are named (no globs). That keeps RBAC minimal.
+    settings.scanning.disabled = True
     settings.execution.max_workers = 16
     settings.watching.server_timeout = 600
     kube()
@@ -79,7 +82,16 @@ def emit(kind: Kind, meta: dict[str, Any], reason: str, message: str, *, warning
 
 
 def patch(kind: Kind, meta: dict[str, Any], status: dict[str, Any]) -> None:
-    kube().patch_status(kind, meta["namespace"], meta["name"], status)
+    kube().patch_status(kind, meta["namespace"], meta["name"], _without_empty_strings(status))
+
+
+def _without_empty_strings(value: Any) -> Any:
+    """"" becomes None (unset): the 1.20 API server reads an empty string as null and refuses it."""
+    if isinstance(value, dict):
+        return {k: _without_empty_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_empty_strings(v) for v in value]
+    return None if value == "" else value
 
 
 def with_conditions(
@@ -430,7 +442,7 @@ def tick(kind: Kind, body: dict[str, Any]) -> None:
     status: dict[str, Any] = {}
     if old.get("phase") == "FailedValidation":
         last_phase = (old.get("lastResult") or {}).get("phase", "Pending")
-        status = with_conditions({"validationErrors": None, "message": ""}, old, last_phase, "SpecValid", "",
+        status = with_conditions({"validationErrors": None, "message": None}, old, last_phase, "SpecValid", "",
                                  meta.get("generation"))  # fmt: skip
     now = schedule.now()
     marks = [old.get("lastScheduleTime"), old.get("lastMissedTime"), meta["creationTimestamp"]]

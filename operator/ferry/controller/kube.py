@@ -89,14 +89,10 @@ class Kube:
     def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch ``status`` (a None value removes a field); a vanished resource is not an error."""
         try:
-            self.custom.api_client.call_api(
-                f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{kind.plural}/{name}/status",
-                "PATCH",
-                body={"status": status},
-                header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-            )
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, kind.plural, name, {"status": status},
+                _content_type="application/merge-patch+json", _preload_content=False,
+            )  # fmt: skip
         except ApiException as err:
             if err.status != 404:
                 raise

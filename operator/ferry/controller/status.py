@@ -119,7 +119,7 @@ def set_condition(
         type=type_,
         status=status,
         reason=reason,
-        message=message[:32768],
+        message=message[:32768] or None,  # the API server of 1.20 reads "" as null
         last_transition_time=since,
         observed_generation=generation,
     )

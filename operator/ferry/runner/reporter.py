@@ -21,21 +21,18 @@ Patcher = Callable[[dict[str, Any]], None]
 
 def status_patcher(kind: str, namespace: str, name: str) -> Patcher:
     """A function that merge-patches the resource's status through the Kubernetes API."""
+    import kubernetes
+
     from ferry.runner.kubeclient import load_config
 
-    client = load_config()
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{BY_KIND[kind].plural}/{name}/status"
+    api = kubernetes.client.CustomObjectsApi(load_config())
+    plural = BY_KIND[kind].plural
 
     def send(status: dict[str, Any]) -> None:
-        client.call_api(
-            path,
-            "PATCH",
-            body={"status": status},
-            header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=10,
-        )
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status},
+            _content_type="application/merge-patch+json", _preload_content=False, _request_timeout=10,
+        )  # fmt: skip
 
     return send
 
