@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from devstack.mlflow_server import MlflowServer
-from ferry.cli.model_versions import copy_model_version, export_model_version, import_model_version
+from ferry.cli.copy import copy_model_version
+from ferry.cli.model_versions import export_model_version, import_model_version
 from ferry.engine.registry_format import tags_dict
 from ferry.tracking import TrackingClient, tags_of
 from ferry.tracking.registry import Registry

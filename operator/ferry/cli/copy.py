@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ferry.cli.common import one_line_errors
+from ferry.cli.model_versions import copy_model_version as copy_model_version
 from ferry.cli.options import command, report, text
 from ferry.engine import runs as run_engine
 from ferry.engine.experiments import finish_links
