@@ -1,5 +1,5 @@
 # The front door: `make demo` runs the local demo, `make test` runs every test.
-.PHONY: setup test lint demo demo-down bench crds
+.PHONY: setup test lint demo demo-down bench bench-quick crds
 
 setup:
 	bash hack/setup.sh
@@ -9,3 +9,10 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
+
+# Side-by-side benchmarks against the peers (bench/README.md); QUICK=1 for the few-minute run.
+bench: setup
+	.venv/bin/python -m bench $(if $(QUICK),--quick)
+
+bench-quick: setup
+	.venv/bin/python -m bench --quick

@@ -1,0 +1,92 @@
+"""`python -m bench`: ferry side by side with the peers on the same real servers.
+
+    python -m bench                 # medium workload, every scenario, memory at 10 000 runs
+    python -m bench --quick         # small workload, no memory scenario: a few minutes
+    python -m bench --only experiment,lower-bound --workload wide --repeats 5
+
+Writes `bench/results/<date>-<mode>.md` (and `.json`) and prints the same markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import report, scenarios
+from bench.harness import Measured, run_case
+from bench.stage import Stage
+from bench.tools import REPO
+from devstack.workload import WORKLOADS, Workload
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small workload, 3 repetitions, no memory scenario")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), help="default: medium (small with --quick)")
+    parser.add_argument("--only", help=f"comma-separated scenarios of: {', '.join(scenarios.SCENARIOS)}")
+    parser.add_argument("--repeats", type=int, default=3, help="counted repetitions per case (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="uncounted repetitions first")
+    parser.add_argument("--workers", type=int, default=4, help="mlflow server --workers (its default is 4)")
+    parser.add_argument("--memory-runs", type=int, default=10_000, help="runs of the large memory workload")
+    parser.add_argument("--work-dir", type=Path, help="servers and exports (default: a temporary directory)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    chosen = tuple(s.strip() for s in args.only.split(",")) if args.only else (
+        scenarios.QUICK_SCENARIOS if args.quick else scenarios.SCENARIOS)
+    unknown = [s for s in chosen if s not in scenarios.SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(scenarios.SCENARIOS)}")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be at least 1 and --warmup at least 0")
+    args.scenarios = chosen
+    return args
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _describe(w: Workload) -> str:
+    return (f"{w.experiments} experiment(s) x {w.runs} runs x {w.metrics} metrics x {w.steps} steps, "
+            f"{w.params} params, {w.tags} tags, datasets every {w.datasets_every} run(s), artifacts every "
+            f"{w.artifacts_every} run(s), {w.models} model(s) x {w.versions} versions")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    workload = WORKLOADS[args.workload or ("small" if args.quick else "medium")]
+    mode = "quick" if args.quick else "full"
+    load_before = os.getloadavg()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="ferry-bench-"))
+    stage = Stage(root=work / "servers", workers=args.workers)
+    results: list[Measured] = []
+    try:
+        _say(f"bench: starting servers and seeding '{workload.name}' under {work}")
+        cases = scenarios.build(stage, args.scenarios, workload, args.memory_runs)
+        for seeded in stage.seeded.values():
+            _say(f"bench: seeded {seeded.workload}: {seeded.runs} runs, {seeded.metric_points} metric points "
+                 f"in {seeded.seconds:.0f} s")
+        for case in cases:
+            results += run_case(case, stage, work / "runs", warmup=args.warmup, repeats=args.repeats, say=_say)
+    finally:
+        stage.stop()
+    facts = report.machine_facts(args.workers, load_before)
+    goals = report.targets(results)
+    described = {"main": f"{workload.name}: {_describe(workload)}"}
+    if "memory" in args.scenarios:
+        described["memory"] = f"large at {args.memory_runs} and {args.memory_runs // 10} runs, one experiment"
+    text = report.render(f"mlflow-ferry benchmark ({mode})", facts, described, results, goals,
+                         args.repeats, args.warmup)
+    stem = f"{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}-{mode}"
+    path = report.write(args.out, stem, text, results, goals, facts)
+    print(text)
+    _say(f"bench: written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

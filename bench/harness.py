@@ -1,0 +1,115 @@
+"""Repeat each tool's work on the stage and keep every measurement.
+
+A case is one tool doing one scenario, as a sequence of steps (export, then import of what was
+exported). Each repetition starts from empty output directories and imports under fresh names,
+so every repetition does the full work; the first `warmup` repetitions fill the page cache and
+the servers' caches and are not counted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.measure import Sample, run_measured
+from bench.stage import Stage
+
+Argv = Callable[[Path, int], list[str]]   # (repetition dir, repetition index) -> argv
+TOTAL = "total"
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    argv: Argv
+    tracking_uri: str
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: str
+    tool: str
+    steps: tuple[Step, ...]
+
+
+@dataclass
+class Measured:
+    """All counted samples of one step (or of the whole case, as `TOTAL`)."""
+
+    scenario: str
+    tool: str
+    step: str
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.samples) and all(s.ok for s in self.samples)
+
+    @property
+    def error(self) -> str:
+        return next((s.error for s in self.samples if not s.ok), "")
+
+    def median(self, attr: str) -> float:
+        return float(statistics.median(getattr(s, attr) for s in self.samples))
+
+    @property
+    def seconds(self) -> float:
+        return self.median("seconds")
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        values = [s.seconds for s in self.samples]
+        return min(values), max(values)
+
+
+def _total(samples: list[Sample]) -> Sample:
+    """A repetition's steps as one: times, requests and CPU add up; the peak is the highest one."""
+    return Sample(
+        seconds=sum(s.seconds for s in samples),
+        peak_rss_mb=max(s.peak_rss_mb for s in samples),
+        requests=sum(s.requests for s in samples),
+        server_cpu_seconds=sum(s.server_cpu_seconds for s in samples),
+        returncode=next((s.returncode for s in samples if not s.ok), 0),
+        error=next((s.error for s in samples if not s.ok), ""),
+    )
+
+
+def run_case(case: Case, stage: Stage, work: Path, *, warmup: int, repeats: int,
+             say: Callable[[str], None]) -> list[Measured]:
+    """Warm up, then measure `repeats` repetitions; stops at the first failing step."""
+    measured = {step.label: Measured(case.scenario, case.tool, step.label) for step in case.steps}
+    totals = Measured(case.scenario, case.tool, TOTAL)
+    for rep in range(-warmup, repeats):
+        rep_dir = work / _slug(case.scenario) / _slug(case.tool) / (f"warmup{-rep}" if rep < 0 else f"rep{rep}")
+        shutil.rmtree(rep_dir, ignore_errors=True)
+        rep_dir.mkdir(parents=True)
+        samples = []
+        for step in case.steps:
+            env = {**os.environ, "MLFLOW_TRACKING_URI": step.tracking_uri, "PYTHONUNBUFFERED": "1"}
+            sample = run_measured(step.argv(rep_dir, rep), env=env, log_path=rep_dir / f"{step.label}.log",
+                                  logs=stage.access_logs(), server_pids=stage.server_pids(), cwd=rep_dir)
+            samples.append(sample)
+            if rep >= 0:
+                measured[step.label].samples.append(sample)
+            if not sample.ok:
+                break
+        phase = "warm-up" if rep < 0 else f"run {rep + 1}/{repeats}"
+        total = _total(samples)
+        say(f"  {case.scenario:<22} {case.tool:<22} {phase:<10} {total.seconds:7.2f} s "
+            f"{total.requests:6d} req {total.peak_rss_mb:6.0f} MB" + ("" if total.ok else f"  FAILED: {total.error}"))
+        if rep >= 0:
+            totals.samples.append(total)
+        if not total.ok:
+            break
+    results = list(measured.values())
+    if len(case.steps) > 1:
+        results.append(totals)
+    return results
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")

@@ -1,0 +1,119 @@
+"""Run one tool invocation and measure what it cost: wall time, peak RSS, MLflow requests, server CPU.
+
+Peak RSS comes from the kernel's own accounting (`wait4` rusage of the tool and every descendant
+it waited for), so nothing samples and nothing is missed between samples. Requests are counted in
+the MLflow servers' access logs (uvicorn writes one line per request), which counts what the
+server actually served, whatever client library the tool used. Server CPU is the user+system
+time the server's process tree spent while the tool ran: it tells whether a tool is bounded by
+the server or by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+# uvicorn's access log: `INFO:     127.0.0.1:50448 - "GET /api/2.0/mlflow/runs/get?... HTTP/1.1" 200 OK`
+ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE|HEAD) (\S+) HTTP/[\d.]+" (\d{3})')
+IGNORED_PATHS = ("/health",)
+
+
+@dataclass
+class Sample:
+    """One measured invocation."""
+
+    seconds: float
+    peak_rss_mb: float
+    requests: int
+    server_cpu_seconds: float
+    returncode: int
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class AccessLog:
+    """The part of a server's log written after `mark()`: how many requests it served since."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def requests_since_mark(self) -> int:
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            text = fh.read().decode(errors="replace")
+        return sum(1 for m in ACCESS_LINE.finditer(text) if not m.group(2).startswith(IGNORED_PATHS))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its live descendants (a server and its workers)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def run_measured(argv: Sequence[str], *, env: dict[str, str], log_path: Path, logs: Sequence[AccessLog],
+                 server_pids: Sequence[int], cwd: Path | None = None, timeout: float = 3600.0) -> Sample:
+    """Run `argv` to completion with output to `log_path`, and measure it."""
+    for log in logs:
+        log.mark()
+    cpu_before = sum(tree_cpu_seconds(pid) for pid in server_pids)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as out:
+        began = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=cwd)
+        status, rusage = _wait(proc, timeout)
+        seconds = time.perf_counter() - began
+    returncode = os.waitstatus_to_exitcode(status)
+    server_cpu = sum(tree_cpu_seconds(pid) for pid in server_pids) - cpu_before
+    # The log line of the last answer may land a moment after the client has read it.
+    time.sleep(0.2)
+    requests = sum(log.requests_since_mark() for log in logs)
+    return Sample(seconds=seconds, peak_rss_mb=rusage.ru_maxrss / 1024, requests=requests,
+                  server_cpu_seconds=max(server_cpu, 0.0), returncode=returncode,
+                  error="" if returncode == 0 else _last_line(log_path))
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, os.struct_rusage]:  # type: ignore[name-defined]
+    """wait4 the child, killing it after `timeout` seconds; the rusage covers its whole tree."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, rusage
+        if time.monotonic() > deadline:
+            proc.kill()
+            _, status, rusage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, rusage
+        time.sleep(0.02)
+
+
+def _last_line(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no output"

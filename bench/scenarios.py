@@ -1,0 +1,110 @@
+"""What is compared: each scenario as the same work for ferry and for the peer that does it.
+
+- ``experiment``: export-experiment + import-experiment (ferry vs mlflow-export-import)
+- ``model``: export-model + import-model (ferry vs mlflow-export-import)
+- ``kiroframe-export``: the Kiroframe files only (ferry vs kiroframe-importer)
+- ``kiroframe-push``: export and push to the Kiroframe stand-in (ferry vs kiroframe-importer)
+- ``lower-bound``: the raw REST reads an experiment export cannot avoid
+- ``memory``: ferry's export of 10 000 runs vs 1 000 runs of the same shape (peak RSS)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from bench import tools
+from bench.harness import Case, Step
+from bench.stage import KIROFRAME_TOKEN, Stage
+from devstack.workload import GROUP, Workload, scaled
+
+SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound", "memory")
+QUICK_SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound")
+
+
+def _experiment_case(tool: tools.Tool, src: str, dst: str, experiment: str) -> Case:
+    out: Callable[[Path], Path] = lambda rep_dir: rep_dir / "export"  # noqa: E731
+    return Case("experiment", tool.name, (
+        Step("export", lambda d, _: tools.export_experiment(tool, experiment, out(d)), src),
+        Step("import", lambda d, rep: tools.import_experiment(tool, f"{experiment}-{_short(tool)}-{rep}", out(d)),
+             dst),
+    ))
+
+
+def _model_case(tool: tools.Tool, src: str, dst: str, model: str) -> Case:
+    out: Callable[[Path], Path] = lambda rep_dir: rep_dir / "export"  # noqa: E731
+    return Case("model", tool.name, (
+        Step("export", lambda d, _: tools.export_model(tool, model, out(d)), src),
+        Step("import", lambda d, rep: tools.import_model(tool, f"{model}-{_short(tool)}-{rep}",
+                                                         f"{model}-runs-{_short(tool)}-{rep}", out(d)), dst),
+    ))
+
+
+def _kiroframe_case(tool: tools.Tool, src: str, kiroframe_url: str, *, push: bool) -> Case:
+    scenario = "kiroframe-push" if push else "kiroframe-export"
+    return Case(scenario, tool.name, (
+        Step("push" if push else "export",
+             lambda d, _: tools.kiroframe(tool, src, d / "kiroframe", kiroframe_url, KIROFRAME_TOKEN, push=push),
+             src),
+    ))
+
+
+def _short(tool: tools.Tool) -> str:
+    return "ferry" if tool is tools.FERRY else "peer"
+
+
+def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_runs: int) -> list[Case]:
+    """The cases to run, in order; seeding and starting servers as the scenarios need them."""
+    cases: list[Case] = []
+    wants_src = set(scenarios) - {"memory"}
+    if wants_src:
+        seeded = stage.seed("src", workload)
+        src = stage.server("src").uri
+        experiment = next(iter(seeded.experiments))
+    if "experiment" in scenarios:
+        dst = stage.server("dst").uri
+        cases += [_experiment_case(t, src, dst, experiment) for t in (tools.FERRY, tools.MLFLOW_EXPORT_IMPORT)]
+    if "model" in scenarios and workload.models:
+        cases += _model_cases(stage, workload)
+    for push in (False, True):
+        if ("kiroframe-push" if push else "kiroframe-export") in scenarios:
+            url = stage.kiroframe_url() or "http://127.0.0.1:9"
+            cases += [_kiroframe_case(t, src, url, push=push) for t in (tools.FERRY, tools.KIROFRAME_IMPORTER)]
+    if "lower-bound" in scenarios:
+        cases.append(Case("lower-bound", tools.LOWER_BOUND.name, (
+            Step("export", lambda d, _: tools.lower_bound(src, experiment), src),
+        )))
+    if "memory" in scenarios:
+        cases += _memory_cases(stage, memory_runs)
+    return cases
+
+
+def _model_cases(stage: Stage, workload: Workload) -> list[Case]:
+    """Both sides on servers that keep artifacts on a local path.
+
+    mlflow-export-import's import-model cannot import a version whose source is an
+    ``mlflow-artifacts:`` URI (it looks for the model path after the first "artifacts" in the
+    source, which is the scheme) nor into a server that serves artifacts (it checks the new source
+    exists on its local disk). Only the runs behind the versions are exported, so a few runs of
+    the workload's shape are enough.
+    """
+    runs = max(GROUP, workload.versions * max(workload.artifacts_every, 1))
+    src = stage.server("model-src", local_artifacts=True).uri
+    seeded = stage.seed("model-src", replace(workload, experiments=1, runs=runs, models=1))
+    dst = stage.server("model-dst", local_artifacts=True).uri
+    model = next(iter(seeded.models))
+    return [_model_case(t, src, dst, model) for t in (tools.FERRY, tools.MLFLOW_EXPORT_IMPORT)]
+
+
+def _memory_cases(stage: Stage, runs: int) -> list[Case]:
+    """ferry's export of the `large` workload against a tenth of it, on a server of their own."""
+    cases = []
+    for label, workload in (("memory 1x", scaled("large-1k", runs // 10)), ("memory 10x", scaled("large", runs))):
+        seeded = stage.seed("memory", workload)
+        uri = stage.server("memory").uri
+        experiment = next(iter(seeded.experiments))
+        cases.append(Case(label, tools.FERRY.name, (
+            Step("export", lambda d, _, e=experiment: tools.export_experiment(tools.FERRY, e, d / "export"), uri),
+        )))
+    return cases

@@ -1,0 +1,50 @@
+"""The benchmark's instruments: request counts from a real server's access log, peak RSS, failures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from bench.lower_bound import read_experiment
+from bench.measure import AccessLog, run_measured
+from devstack.mlflow_server import MlflowServer
+from devstack.workload import WORKLOADS, seed
+
+
+def test_requests_counted_are_those_the_server_served(mlflow_src: MlflowServer, unique: str, tmp_path: Path) -> None:
+    log = AccessLog(mlflow_src.log_path)
+    script = (
+        "import requests, sys\n"
+        "s = requests.Session()\n"
+        "for _ in range(7):\n"
+        "    s.get(sys.argv[1] + '/api/2.0/mlflow/experiments/get-by-name', params={'experiment_name': 'x'})\n"
+        "s.get(sys.argv[1] + '/health')\n"
+    )
+    sample = run_measured([sys.executable, "-c", script, mlflow_src.uri], env=dict(os.environ),
+                          log_path=tmp_path / "out.log", logs=[log], server_pids=[mlflow_src.pid or 0])
+    assert sample.ok
+    assert sample.requests == 7  # the health check is not the tool's work
+    assert sample.server_cpu_seconds >= 0
+
+
+def test_peak_rss_is_the_childs_and_failures_keep_their_last_line(tmp_path: Path) -> None:
+    hog = "b = bytearray(200 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); print('done')"
+    big = run_measured([sys.executable, "-c", hog], env=dict(os.environ), log_path=tmp_path / "a.log",
+                       logs=[], server_pids=[])
+    small = run_measured([sys.executable, "-c", "print('done')"], env=dict(os.environ),
+                         log_path=tmp_path / "b.log", logs=[], server_pids=[])
+    assert big.ok and small.ok
+    assert big.peak_rss_mb >= 200 > small.peak_rss_mb
+
+    failed = run_measured([sys.executable, "-c", "import sys; print('working'); sys.exit('Error: no such model')"],
+                          env=dict(os.environ), log_path=tmp_path / "c.log", logs=[], server_pids=[])
+    assert (failed.ok, failed.returncode, failed.error) == (False, 1, "Error: no such model")
+
+
+def test_lower_bound_reads_every_metric_point(mlflow_src: MlflowServer, unique: str) -> None:
+    workload = WORKLOADS["tiny"]
+    seeded = seed(mlflow_src.uri, workload, prefix=f"lb-{unique}-")
+    experiment = next(iter(seeded.experiments))
+    assert read_experiment(mlflow_src.uri, experiment) == {
+        "runs_with_metrics": workload.total_runs, "metric_points": workload.metric_points}
