@@ -83,9 +83,9 @@ def main(**options: Any) -> None:
     _console_logging(settings)
     quiet = logging.getLevelName(settings.log_level) > logging.INFO
     outcome = run_sync(settings, on_progress=terminal_sink("kiroframe sync", quiet=quiet))
+    if outcome.phase == "Failed":
+        raise FerryError(outcome.message)
     logging.getLogger("ferry.kiroframe").info("%s", outcome.message)
     for failure in outcome.failed:
         click.echo(f"failed: {failure}", err=True)
-    if outcome.phase == "Failed":
-        raise FerryError(outcome.message)
     sys.exit(EXIT_CODES[outcome.phase])
