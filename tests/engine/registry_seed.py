@@ -6,6 +6,8 @@ every stage, aliases, tags and descriptions on the model and on each version.
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +64,13 @@ def seed_model(uri: str, name: str, scratch: Path, *, versions: int = 11) -> See
         if int(version) <= versions:
             client.set_registered_model_alias(name, alias, version)
     return SeededModel(uri, name, experiments, run_of_version)
+
+
+_SHARED: dict[str, SeededModel] = {}
+
+
+def shared_model(uri: str) -> SeededModel:
+    """One 11-version model per server and test process, for tests that only read it."""
+    if uri not in _SHARED:
+        _SHARED[uri] = seed_model(uri, f"shared-{uuid.uuid4().hex[:8]}", Path(tempfile.mkdtemp(prefix="model-")))
+    return _SHARED[uri]

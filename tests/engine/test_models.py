@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,12 @@ from ferry.engine.models import import_model as import_model_api
 from ferry.tracking import TrackingClient
 from ferry.tracking.registry import Registry
 from tests.engine.registry_compare import check_links, model_view
-from tests.engine.registry_seed import SeededModel, seed_model
+from tests.engine.registry_seed import SeededModel, shared_model
 
 
 @pytest.fixture(scope="module")
-def model(mlflow_src: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> SeededModel:
-    return seed_model(mlflow_src.uri, f"wine-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("model"))
+def model(mlflow_src: MlflowServer) -> SeededModel:
+    return shared_model(mlflow_src.uri)
 
 
 @pytest.fixture(scope="module")
