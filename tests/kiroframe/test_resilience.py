@@ -88,3 +88,16 @@ def test_killed_in_the_middle_of_a_push_the_rerun_sends_only_the_rest(
     assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == [folder.name]
     state = json.loads((base / ".kiroframe-state.json").read_text())
     assert state["watermark"] == json.loads((folder / "summary.json").read_text())["watermark"]
+
+
+def test_kiroframe_down_past_the_retry_budget_fails_and_keeps_the_old_watermark(
+        seeded: Seeded, kiroframe: KiroframeStandIn, settings_for) -> None:
+    kiroframe.fail_next(10_000, 503)
+    outcome = run_sync(settings_for(retry_seconds=0.5, incremental=True))
+
+    assert outcome.phase == "Failed" and outcome.watermark is None
+    assert "still failing after 0.5 s: HTTP 503" in outcome.message
+    assert kiroframe.records() == []
+    folder = Path(outcome.path)
+    assert (folder / ".push-pending").exists()
+    assert not settings_for().state_path.exists()

@@ -131,6 +131,7 @@ class ImportClient:
             retry=retry_if_exception_type(_Transient),
             stop=stop_after_delay(self._retry_seconds) | stop_when_event_set(self.stopped),
             wait=self._wait,
+            sleep=self.stopped.wait,  # a backoff ends early when the push is being stopped
             before_sleep=self._log_retry,
             reraise=True,
         )
