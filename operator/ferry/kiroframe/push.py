@@ -33,6 +33,7 @@ from tenacity import (
 from ferry.errors import FerryError, ServerError
 from ferry.kiroframe.journal import DeliveryJournal, Record
 from ferry.progress import Tracker
+from ferry.tracking.transport import PooledAdapter
 
 log = logging.getLogger("ferry.kiroframe")
 
@@ -117,6 +118,8 @@ class ImportClient:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            session.mount("http://", PooledAdapter())
+            session.mount("https://", PooledAdapter())
             session.headers.update({"Content-type": "application/json", "x-api-key": self._token})
             self._local.session = session
         return session
