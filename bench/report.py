@@ -10,15 +10,17 @@ import datetime as dt
 import json
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
 from bench.harness import TOTAL, Measured
+from bench.tools import LOWER_BOUND as LOWER_BOUND_TOOL
 from bench.tools import REPO
 
 FERRY = "ferry"
+LOWER_BOUND = LOWER_BOUND_TOOL.name
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Target:
 
     def row(self) -> str:
         value = "n/a" if self.measured is None else f"{self.measured:.2f}"
-        verdict = {True: "met", False: "missed", None: "not measured"}[self.met]
+        verdict = {True: "met", False: "missed", None: "-" if self.goal == "-" else "not measured"}[self.met]
         return f"| {self.what} | {self.goal} | {value} | {verdict} | {self.note} |"
 
 
@@ -76,40 +78,53 @@ def _case_total(results: Sequence[Measured], scenario: str, tool: str) -> Measur
         or _find(results, scenario, tool, "push")
 
 
-def targets(results: Sequence[Measured], extra: Sequence[Target] = ()) -> list[Target]:
-    """The issue's targets, measured where both sides of the comparison ran."""
-    out: list[Target] = []
+def _speedup(results: Sequence[Measured], what: str, scenario: str, peer: str, goal: float | None) -> Target:
+    ours, theirs = _case_total(results, scenario, FERRY), _case_total(results, scenario, peer)
+    value = theirs.seconds / ours.seconds if ours and theirs else None
+    if goal is None:  # reported, no target
+        return Target(what, "-", value, None, _bound_note(ours, theirs))
+    return Target(what, f">= {goal:g}x faster", value, None if value is None else value >= goal,
+                  _bound_note(ours, theirs))
 
-    def speedup(what: str, scenario: str, peer: str) -> None:
-        ours, theirs = _case_total(results, scenario, FERRY), _case_total(results, scenario, peer)
-        value = theirs.seconds / ours.seconds if ours and theirs else None
-        out.append(Target(what, ">= 5x faster", value, None if value is None else value >= 5,
-                          _bound_note(ours, theirs)))
 
-    speedup("experiment export + import, speed-up over mlflow-export-import", "experiment", "mlflow-export-import")
-    ours, theirs = _case_total(results, "experiment", FERRY), _case_total(results, "experiment", "mlflow-export-import")
-    ratio = ours.median("requests") / theirs.median("requests") if ours and theirs and theirs.median("requests") else None
-    out.append(Target("experiment export + import, HTTP requests ferry / mlflow-export-import", "<= 0.20", ratio,
-                      None if ratio is None else ratio <= 0.2))
-    speedup("model export + import, speed-up over mlflow-export-import (no target; reported)", "model",
-            "mlflow-export-import")
-    out[-1] = Target(out[-1].what, "-", out[-1].measured, None if out[-1].measured is None else True, out[-1].note)
-    speedup("Kiroframe export, speed-up over kiroframe-importer", "kiroframe-export", "kiroframe-importer")
-    speedup("Kiroframe export + push, speed-up over kiroframe-importer", "kiroframe-push", "kiroframe-importer")
+def _request_ratio(results: Sequence[Measured], scenario: str, peer: str) -> Target:
+    ours, theirs = _case_total(results, scenario, FERRY), _case_total(results, scenario, peer)
+    value = ours.median("requests") / theirs.median("requests") if ours and theirs and theirs.median("requests") else None
+    return Target(f"{scenario} export + import, HTTP requests ferry / {peer}", "<= 0.20", value,
+                  None if value is None else value <= 0.2)
 
-    ours_export = _find(results, "experiment", FERRY, "export")
-    bound = _find(results, "lower-bound", "raw REST lower bound", "export")
-    value = ours_export.seconds / bound.seconds if ours_export and bound else None
-    out.append(Target("ferry experiment export / raw REST lower bound", "<= 1.5x", value,
-                      None if value is None else value <= 1.5,
-                      f"lower bound {bound.seconds:.2f} s" if bound else ""))
 
+def _versus_lower_bound(results: Sequence[Measured]) -> Target:
+    ours, bound = _find(results, "experiment", FERRY, "export"), _find(results, "lower-bound", LOWER_BOUND, "export")
+    value = ours.seconds / bound.seconds if ours and bound else None
+    return Target("ferry experiment export / raw REST lower bound", "<= 1.5x", value,
+                  None if value is None else value <= 1.5, f"lower bound {bound.seconds:.2f} s" if bound else "")
+
+
+def _memory(results: Sequence[Measured]) -> Target:
     one, ten = _find(results, "memory 1x", FERRY, "export"), _find(results, "memory 10x", FERRY, "export")
     value = ten.median("peak_rss_mb") / one.median("peak_rss_mb") if one and ten else None
-    out.append(Target("peak RSS of export, 10x runs / 1x runs", "<= 1.2x", value,
-                      None if value is None else value <= 1.2,
-                      f"{one.median('peak_rss_mb'):.0f} MB -> {ten.median('peak_rss_mb'):.0f} MB" if one and ten else ""))
-    return out + list(extra)
+    note = f"{one.median('peak_rss_mb'):.0f} MB -> {ten.median('peak_rss_mb'):.0f} MB" if one and ten else ""
+    return Target("peak RSS of export, 10x runs / 1x runs", "<= 1.2x", value, None if value is None else value <= 1.2,
+                  note)
+
+
+def targets(results: Sequence[Measured], scenarios: Sequence[str], extra: Sequence[Target] = ()) -> list[Target]:
+    """The issue's targets for the scenarios that ran; "not measured" where a side failed."""
+    mei, kfi = "mlflow-export-import", "kiroframe-importer"
+    wanted: list[tuple[tuple[str, ...], Callable[[], Target]]] = [
+        (("experiment",), lambda: _speedup(results, f"experiment export + import, speed-up over {mei}",
+                                           "experiment", mei, 5)),
+        (("experiment",), lambda: _request_ratio(results, "experiment", mei)),
+        (("model",), lambda: _speedup(results, f"model export + import, speed-up over {mei}", "model", mei, None)),
+        (("kiroframe-export",), lambda: _speedup(results, f"Kiroframe export, speed-up over {kfi}",
+                                                 "kiroframe-export", kfi, 5)),
+        (("kiroframe-push",), lambda: _speedup(results, f"Kiroframe export + push, speed-up over {kfi}",
+                                               "kiroframe-push", kfi, 5)),
+        (("experiment", "lower-bound"), lambda: _versus_lower_bound(results)),
+        (("memory",), lambda: _memory(results)),
+    ]
+    return [make() for needs, make in wanted if set(needs) <= set(scenarios)] + list(extra)
 
 
 def _bound_note(ours: Measured | None, theirs: Measured | None) -> str:

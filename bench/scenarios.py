@@ -6,6 +6,7 @@
 - ``kiroframe-push``: export and push to the Kiroframe stand-in (ferry vs kiroframe-importer)
 - ``lower-bound``: the raw REST reads an experiment export cannot avoid
 - ``memory``: ferry's export of 10 000 runs vs 1 000 runs of the same shape (peak RSS)
+- ``operator``: 200 MlflowExports applied at once on the real control plane (`bench.operator_load`)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bench.harness import Case, Step
 from bench.stage import KIROFRAME_TOKEN, Stage
 from devstack.workload import GROUP, Workload, scaled
 
-SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound", "memory")
+SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound", "memory", "operator")
 QUICK_SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound")
 
 
@@ -57,7 +58,7 @@ def _short(tool: tools.Tool) -> str:
 def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_runs: int) -> list[Case]:
     """The cases to run, in order; seeding and starting servers as the scenarios need them."""
     cases: list[Case] = []
-    wants_src = set(scenarios) - {"memory"}
+    wants_src = set(scenarios) - {"memory", "operator"}
     if wants_src:
         seeded = stage.seed("src", workload)
         src = stage.server("src").uri

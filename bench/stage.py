@@ -25,7 +25,7 @@ KIROFRAME_TOKEN = "bench-token"
 
 
 @contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
+def environ(**values: str) -> Iterator[None]:
     """Set environment variables for a child started inside the block."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
@@ -52,7 +52,7 @@ class Stage:
         if role not in self.servers:
             server = MlflowServer(root=self.root / role, workers=self.workers)
             if local_artifacts:
-                with _environ(MLFLOW_DEFAULT_ARTIFACT_ROOT=str(self.root / role / "local-store")):
+                with environ(MLFLOW_DEFAULT_ARTIFACT_ROOT=str(self.root / role / "local-store")):
                     server.start()
             else:
                 server.start()
