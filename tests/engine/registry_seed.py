@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 
 STAGE_OF = {2: "Production", 3: "Staging", 5: "Archived", 10: "Staging", 11: "Production"}
 ALIASES = {"champion": "11", "previous": "2", "ten": "10"}
@@ -74,3 +75,19 @@ def shared_model(uri: str) -> SeededModel:
     if uri not in _SHARED:
         _SHARED[uri] = seed_model(uri, f"shared-{uuid.uuid4().hex[:8]}", Path(tempfile.mkdtemp(prefix="model-")))
     return _SHARED[uri]
+
+
+def seed_logged_model_version(uri: str, name: str, scratch: Path) -> tuple[str, str]:
+    """A model whose version 1 is an MLflow 3 logged model (source ``models:/<id>``); returns (run, model id)."""
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = client.create_experiment(f"{name}-exp")
+    run = client.create_run(exp_id, run_name="fit")
+    logged = client.create_logged_model(exp_id, name="classifier", source_run_id=run.info.run_id,
+                                        params={"depth": "4"}, tags={"flavor": "sklearn"}, model_type="clf")
+    client.log_model_artifacts(logged.model_id, str(model_files(scratch, 7)))
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(name)
+    client.create_model_version(name, f"models:/{logged.model_id}", run.info.run_id, model_id=logged.model_id,
+                                description="from a logged model")
+    return run.info.run_id, logged.model_id

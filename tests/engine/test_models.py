@@ -10,13 +10,14 @@ from click.testing import CliRunner
 
 from devstack.mlflow_server import MlflowServer
 from ferry.cli.models import export_model, import_model
+from ferry.engine.model_versions import copy_model_version
 from ferry.engine.models import ModelExportOptions
 from ferry.engine.models import export_model as export_model_api
 from ferry.engine.models import import_model as import_model_api
-from ferry.tracking import TrackingClient
+from ferry.tracking import ArtifactStore, TrackingClient, tags_of
 from ferry.tracking.registry import Registry
 from tests.engine.registry_compare import check_links, model_view
-from tests.engine.registry_seed import SeededModel, shared_model
+from tests.engine.registry_seed import SeededModel, seed_logged_model_version, shared_model
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +123,28 @@ def test_bad_input_is_one_line(model: SeededModel, mlflow_src: MlflowServer, tmp
     not_export = cli(import_model, mlflow_src.uri, "--input-dir", str(tmp_path), "--model", "m")
     assert not_export.exit_code == 1
     assert not_export.output == f"Error: {tmp_path} is not an export directory: model.json is missing\n"
+
+
+def test_versions_of_logged_models_bring_their_model(mlflow_src: MlflowServer, src_client: TrackingClient,
+                                                     dst_client: TrackingClient, tmp_path: Path, unique: str) -> None:
+    name = f"logged-{unique}"
+    src_run, src_model_id = seed_logged_model_version(mlflow_src.uri, name, tmp_path / "seed")
+    out = tmp_path / "out"
+    assert export_model_api(src_client, name, out).phase == "Succeeded"
+    assert (out / src_model_id / "logged_model.json").is_file()
+
+    for _ in range(2):
+        assert import_model_api(dst_client, out, model_name=name).phase == "Succeeded"
+    [version] = Registry(dst_client).versions(name)
+    new_id = version["source"].removeprefix("models:/")
+    assert new_id != src_model_id and version["description"] == "from a logged model"
+    logged = dst_client.get_logged_model(new_id)["info"]
+    assert (logged["name"], logged["model_type"], logged["source_run_id"]) == ("classifier", "clf", version["run_id"])
+    assert tags_of(dst_client.get_run(version["run_id"])["data"])["ferry.source.run_id"] == src_run
+    assert ArtifactStore(dst_client, logged["artifact_uri"]).read_bytes("weights.bin") == bytes([7]) * 512
+
+    copied = f"logged-copy-{unique}"
+    copy_model_version(src_client, dst_client, name, "1", copied, dst_experiment_name=f"exp-{unique}")
+    [version] = Registry(dst_client).versions(copied)
+    logged = dst_client.get_logged_model(version["source"].removeprefix("models:/"))["info"]
+    assert ArtifactStore(dst_client, logged["artifact_uri"]).read_bytes("weights.bin") == bytes([7]) * 512

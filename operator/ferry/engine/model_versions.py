@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ferry.engine import logged_models
 from ferry.engine import registry_files as files
 from ferry.engine import registry_runs as runs
 from ferry.engine.registry_format import (
@@ -27,6 +28,7 @@ from ferry.engine.registry_format import (
     JsonDict,
     add_run_facts,
     aliases_by_version,
+    model_id_of,
     model_to_file,
     peer_source_tags,
     source_path,
@@ -34,7 +36,7 @@ from ferry.engine.registry_format import (
     version_to_file,
     with_human_times,
 )
-from ferry.errors import NotFoundError
+from ferry.errors import InputError, NotFoundError
 from ferry.outcome import Counts, Outcome
 from ferry.tracking.client import TrackingClient
 from ferry.tracking.registry import Registry
@@ -80,27 +82,42 @@ def imported_versions(registry: Registry, name: str) -> dict[VersionOrigin, Json
 
 
 def create_version(registry: Registry, name: str, src: JsonDict, dst_run: JsonDict, origin: VersionOrigin, *,
-                   import_source_tags: bool = False, await_creation_for: float | None = None,
-                   stage: bool = True) -> JsonDict:
+                   logged_model_dir: Path | None = None, import_source_tags: bool = False,
+                   await_creation_for: float | None = None, stage: bool = True) -> JsonDict:
     """Register `src` (a version in the file format) as a new version of `name` on `dst_run`.
 
     The source is rewritten to the same path inside the new run's artifacts, so the version
-    points at the copied model files, not at the source server.
+    points at the copied model files, not at the source server. A version of an MLflow 3 logged
+    model gets a copy of that model (from `logged_model_dir`) on the new run.
     """
-    artifact_uri = dst_run["info"]["artifact_uri"].rstrip("/")
-    path = source_path(src)
+    source, model_id = _target_source(registry.client, src, dst_run, logged_model_dir)
     tags = {**tags_dict(src.get("tags")), **origin.tags(), SOURCE_RUN_TAG: str(src.get("run_id", ""))}
     if import_source_tags:
         tags.update(peer_source_tags(src))
-    created = registry.create_version(name, source=f"{artifact_uri}/{path}" if path else artifact_uri,
-                                      run_id=dst_run["info"]["run_id"], tags=tags,
-                                      description=src.get("description") or None)
+    created = registry.create_version(name, source=source, run_id=dst_run["info"]["run_id"], tags=tags,
+                                      description=src.get("description") or None, model_id=model_id)
     version = str(created["version"])
     if await_creation_for:
         registry.await_ready(name, version, await_creation_for)
     if stage:
         apply_stage(registry, name, version, src)
     return registry.get_version(name, version)
+
+
+def _target_source(client: TrackingClient, src: JsonDict, dst_run: JsonDict,
+                   logged_model_dir: Path | None) -> tuple[str, str | None]:
+    model_id = model_id_of(src)
+    if model_id is None:
+        artifact_uri = dst_run["info"]["artifact_uri"].rstrip("/")
+        path = source_path(src)
+        return (f"{artifact_uri}/{path}" if path else artifact_uri), None
+    if logged_model_dir is None:  # same server, same run: the same logged model
+        return str(src["source"]), model_id
+    if not (logged_model_dir / logged_models.LOGGED_MODEL_FILE).is_file():
+        raise InputError(f"logged model {model_id} of version {src.get('version')} is not in the export "
+                         f"({logged_model_dir} is missing)")
+    new_id = logged_models.import_logged_model(client, logged_model_dir, dst_run)
+    return f"models:/{new_id}", new_id
 
 
 def apply_stage(registry: Registry, name: str, version: str, src: JsonDict) -> None:
@@ -137,6 +154,8 @@ def export_model_version(client: TrackingClient, name: str, version: str, output
     write(EXPERIMENT_FILE, {"experiment": with_human_times(experiment, "creation_time", "last_update_time")})
     entry = add_run_facts(version_to_file(found, aliases), run_artifact_uri=run["info"]["artifact_uri"],
                           experiment_name=experiment["name"])
+    if model_id_of(found):  # where the peer puts it: a directory named by the run id
+        logged_models.export_logged_model(client, str(model_id_of(found)), out / found["run_id"])
     info: JsonDict = {}
     if export_version_model:
         runs.download_model(client, found, out / VERSION_MODEL_DIR)
@@ -180,17 +199,18 @@ def import_model_version(client: TrackingClient, input_dir: str | Path, *, model
         lambda: runs.import_version_run(client, src_dir / RUN_DIR, experiment_name,
                                         import_source_tags=import_source_tags),
         import_source_tags=import_source_tags, stages_and_aliases=import_stages_and_aliases,
-        await_creation_for=await_creation_for)
+        await_creation_for=await_creation_for, logged_model_dir=src_dir / str(src.get("run_id")))
 
 
 def register_once(registry: Registry, model_name: str, src: JsonDict, origin: VersionOrigin,
                   dst_run: Callable[[], JsonDict], *, import_source_tags: bool, stages_and_aliases: bool,
-                  await_creation_for: float | None = None) -> Outcome:
+                  await_creation_for: float | None = None, logged_model_dir: Path | None = None) -> Outcome:
     """Create the version unless an earlier import did; `dst_run` provides its run only when needed."""
     created = imported_versions(registry, model_name).get(origin)
     if created is None:
-        created = create_version(registry, model_name, src, dst_run(), origin, import_source_tags=import_source_tags,
-                                 await_creation_for=await_creation_for, stage=stages_and_aliases)
+        created = create_version(registry, model_name, src, dst_run(), origin, logged_model_dir=logged_model_dir,
+                                 import_source_tags=import_source_tags, await_creation_for=await_creation_for,
+                                 stage=stages_and_aliases)
         counts, verb = Counts(runs=1, versions=1), "imported"
     else:
         if stages_and_aliases and created.get("current_stage") != src.get("current_stage"):

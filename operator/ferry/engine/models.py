@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ferry.engine import logged_models
 from ferry.engine import registry_files as files
 from ferry.engine import registry_runs as runs
 from ferry.engine.model_versions import (
@@ -29,6 +30,7 @@ from ferry.engine.registry_format import (
     JsonDict,
     add_run_facts,
     aliases_by_version,
+    model_id_of,
     model_to_file,
     tags_dict,
     version_number,
@@ -141,6 +143,8 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path,
         if exp_id not in experiment_names:
             experiment_names[exp_id] = client.get_experiment(exp_id)["name"]
         add_run_facts(entry, run_artifact_uri=run["info"]["artifact_uri"], experiment_name=experiment_names[exp_id])
+        if entry["model_id"]:
+            logged_models.export_logged_model(client, entry["model_id"], out / entry["model_id"])
         if options.export_version_model:
             runs.download_model(client, version, out / VERSION_MODELS_DIR / entry["version"])
             entry["_download_uri"] = f"models:/{name}/{entry['version']}"
@@ -244,8 +248,9 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
             tracker.fail()
             continue
         try:
+            logged_model_dir = src_dir / str(model_id_of(version)) if model_id_of(version) else None
             created = create_version(registry, name, version, dst_run, origin(src_version),
-                                     import_source_tags=import_source_tags, await_creation_for=await_creation_for)
+                                     logged_model_dir=logged_model_dir, import_source_tags=import_source_tags, await_creation_for=await_creation_for)
         except FerryError as err:
             failed.append({"message": err.message, "version": version})
             tracker.fail()

@@ -79,7 +79,7 @@ def version_to_file(version: JsonDict, aliases: list[str]) -> JsonDict:
         "status_message": version.get("status_message"),
         "tags": tags_dict(version.get("tags")),
         "aliases": list(aliases),
-        "model_id": version.get("model_id"),
+        "model_id": model_id_of(version),
         "params": None,
         "metrics": None,
         "deployment_job_state": "None",
@@ -133,3 +133,11 @@ def peer_source_tags(version: JsonDict) -> dict[str, str]:
 def version_number(version: Any) -> int:
     """Versions are strings on the wire; order them as numbers (2 before 10)."""
     return int(str(version))
+
+
+def model_id_of(version: JsonDict) -> str | None:
+    """The MLflow 3 logged model a version was registered from (source ``models:/<id>``), if any."""
+    source = str(version.get("source") or "")
+    if not source.startswith("models:/"):
+        return version.get("model_id") or None
+    return str(version.get("model_id") or source[len("models:/"):].split("/")[0])

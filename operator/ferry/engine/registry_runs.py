@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ferry.engine import runs
-from ferry.engine.registry_format import JsonDict
+from ferry.engine.registry_format import JsonDict, model_id_of
 from ferry.tracking.artifacts import ArtifactStore
 from ferry.tracking.client import TrackingClient
 
@@ -35,6 +35,7 @@ def import_version_run(client: TrackingClient, run_dir: Path, experiment_name: s
 def download_model(client: TrackingClient, version: JsonDict, dest: Path) -> int:
     """Copy the files a version's source points to into `dest` (``--export-version-model``)."""
     source = str(version.get("source") or "")
-    if source.startswith("models:/") and version.get("model_id"):
-        source = client.get_logged_model(version["model_id"])["info"]["artifact_uri"]
+    model_id = model_id_of(version)
+    if model_id:
+        source = client.get_logged_model(model_id)["info"]["artifact_uri"]
     return ArtifactStore(client, source).download_tree(dest)[1]
