@@ -1,0 +1,123 @@
+"""The chart installed with the Helm 4 SDK into the real control plane, and used.
+
+The operator's pod runs through the local kubelet under the chart's ServiceAccount and RBAC (its
+command is the one the chart renders), and moves real data between the two MLflow servers; then
+`helm uninstall` takes away what the chart made and leaves what Helm promises to leave: the CRDs
+and the users' own resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import helm_sdkpy
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from devstack.cluster.logs import read_log
+from devstack.compare import differences, snapshot
+from devstack.procs import free_port
+from devstack.workload import WORKLOADS, seed
+from ferry.api import KINDS
+from tests.e2e.conftest import Resources
+from tests.packaging.helm import install, uninstall
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+def names_in(api: client.ApiClient, namespace: str, release: str) -> dict[str, list[str]]:
+    """Objects labelled with the release, by kind (what `helm uninstall` must remove)."""
+    selector = f"app.kubernetes.io/instance={release}"
+    core, apps, rbac = client.CoreV1Api(api), client.AppsV1Api(api), client.RbacAuthorizationV1Api(api)
+    listed = {
+        "deployments": apps.list_namespaced_deployment(namespace, label_selector=selector).items,
+        "serviceaccounts": core.list_service_account_for_all_namespaces(label_selector=selector).items,
+        "roles": rbac.list_role_for_all_namespaces(label_selector=selector).items,
+        "rolebindings": rbac.list_role_binding_for_all_namespaces(label_selector=selector).items,
+        "clusterroles": rbac.list_cluster_role(label_selector=selector).items,
+        "clusterrolebindings": rbac.list_cluster_role_binding(label_selector=selector).items,
+    }
+    return {kind: sorted(f"{o.metadata.namespace or ''}/{o.metadata.name}" for o in items)
+            for kind, items in listed.items()}
+
+
+@pytest.fixture
+def release(k8s_cluster, k8s_api, unique: str) -> Iterator[tuple[str, str, str]]:
+    """(release, its namespace, the namespace it watches); whatever the test leaves is removed after it."""
+    names = (f"ferry-{unique}", f"ferry-system-{unique}", f"ml-{unique}")
+    core = client.CoreV1Api(k8s_api)
+    core.create_namespace({"metadata": {"name": names[2]}})
+    yield names
+    with contextlib.suppress(helm_sdkpy.HelmError):
+        uninstall(k8s_cluster.kubeconfig, names[1], names[0])
+    for namespace in names[1:]:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(namespace)
+
+
+def test_chart_installs_an_operator_that_exports_and_imports(k8s_cluster, k8s_api, mlflow_src, mlflow_dst,
+                                                             release: tuple[str, str, str], unique: str) -> None:
+    release, system, ml = release
+    kubeconfig: Path = k8s_cluster.kubeconfig
+    core = client.CoreV1Api(k8s_api)
+    values = {"operator": {"watchNamespaces": [ml], "livenessPort": free_port(), "verbose": True}}
+
+    # Bad values are refused by the schema before anything of the release is made.
+    for bad, words in (({"replicas": -1}, "replicas"), ({"logFormat": "xml"}, "logFormat")):
+        with pytest.raises(helm_sdkpy.InstallError) as refused:
+            install(kubeconfig, system, release, {"operator": {**values["operator"], **bad}})
+        assert "values don't meet the specifications of the schema" in str(refused.value), refused.value
+        assert words in str(refused.value)
+    assert not any(names_in(k8s_api, system, release).values())
+
+    seeded = seed(mlflow_src.uri, WORKLOADS["tiny"], prefix=f"{unique}-")
+    (experiment,), (model,) = seeded.experiments, seeded.models
+    installed = install(kubeconfig, system, release, values)
+    assert installed["info"]["status"] == "deployed"
+    made = names_in(k8s_api, system, release)
+    fullname = f"{release}-mlflow-ferry"
+    assert made["deployments"] == [f"{system}/{fullname}"]
+    assert made["clusterroles"] == [f"/{fullname}"] and made["clusterrolebindings"] == [f"/{fullname}"]
+    assert made["serviceaccounts"] == sorted([f"{system}/{fullname}", f"{system}/{fullname}-job", f"{ml}/{fullname}-job"])
+
+    (pod,) = core.list_namespaced_pod(system, label_selector=f"app.kubernetes.io/instance={release}").items
+    assert pod.spec.service_account_name == fullname
+    container = pod.spec.containers[0]
+    assert [*container.command, *container.args][:3] == ["ferry", "operator", f"--namespace={ml}"]
+
+    res = Resources(k8s_api, ml)
+    res.claim("exports")
+    res.create("MlflowExport", "backup", {
+        "source": {"trackingUri": mlflow_src.uri},
+        "objects": {"experiments": [experiment], "models": [model]},
+        "destination": {"pvc": {"claimName": "exports", "subPath": unique}},
+    })
+    res.create("MlflowImport", "restore", {
+        "destination": {"trackingUri": mlflow_dst.uri},
+        "source": {"exportRef": {"name": "backup"}},
+    })
+    exported = res.wait_phase("MlflowExport", "backup", {"Succeeded", "PartiallyFailed", "Failed"}, timeout=120)
+    assert exported["phase"] == "Succeeded", exported
+    imported = res.wait_phase("MlflowImport", "restore", {"Succeeded", "PartiallyFailed", "Failed"}, timeout=120)
+    assert imported["phase"] == "Succeeded", imported
+    assert imported["counts"]["runs"] >= seeded.runs
+    jobs = res.jobs()
+    assert len(jobs) == 2 and {j.spec.template.spec.service_account_name for j in jobs} == {f"{fullname}-job"}
+
+    source = snapshot(mlflow_src.uri, [experiment], [model])
+    destination = snapshot(mlflow_dst.uri, [experiment], [model])
+    assert len(source["experiments"][experiment]["runs"]) == 12
+    assert not differences(source, destination), differences(source, destination)[:20]
+
+    log = read_log(system, pod.metadata.name, None, k8s_cluster.state_dir)
+    assert "forbidden" not in log.lower(), log[-2000:]
+
+    uninstall(kubeconfig, system, release)
+    assert not any(names_in(k8s_api, system, release).values())
+    ext = client.ApiextensionsV1Api(k8s_api)
+    assert all(ext.read_custom_resource_definition(kind.crd_name) for kind in KINDS)
+    assert res.get("MlflowExport", "backup")["status"]["phase"] == "Succeeded"
+    assert res.get("MlflowImport", "restore")["status"]["phase"] == "Succeeded"
