@@ -101,6 +101,15 @@ def test_delete_model_replaces_what_was_there(model: SeededModel, exported: Path
     assert model_view(dst_client, name) == model_view(src_client, model.name)
 
 
+def test_databricks_only_options_are_accepted_with_one_warning(model: SeededModel, mlflow_src: MlflowServer,
+                                                               tmp_path: Path) -> None:
+    result = cli(export_model, mlflow_src.uri, "--model", model.name, "--output-dir", str(tmp_path / "out"),
+                 "--versions", "1", "--export-permissions", "True", "--notebook-formats", "SOURCE,HTML")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "--export-permissions" in warnings[0] and "--notebook-formats" in warnings[0]
+
+
 def test_bad_input_is_one_line(model: SeededModel, mlflow_src: MlflowServer, tmp_path: Path) -> None:
     missing = cli(export_model, mlflow_src.uri, "--model", "no-such-model", "--output-dir", str(tmp_path / "x"))
     assert missing.exit_code == 1
