@@ -11,11 +11,11 @@ import pytest
 from devstack.mlflow_server import MlflowServer
 from ferry.engine.model_versions import export_model_version, import_model_version
 from ferry.engine.models import export_model, import_model
-from ferry.tracking import TrackingClient
+from ferry.tracking import ArtifactStore, TrackingClient
 from ferry.tracking.registry import Registry
 from tests.engine.peer_tools import FileStoreServer, peer, require_peer
 from tests.engine.registry_compare import check_links, model_view, version_view
-from tests.engine.registry_seed import seed_model, shared_model
+from tests.engine.registry_seed import seed_logged_model_version, seed_model, shared_model
 
 pytestmark = pytest.mark.peer
 
@@ -87,3 +87,18 @@ def test_our_export_model_version_imported_by_peer(file_server: FileStoreServer,
     [version] = Registry(client).versions(name)
     assert version_view(version) == {**version_view(Registry(client).get_version(model.name, "2")), "version": "1"}
     assert Registry(client).get_model(name)["aliases"] == [{"alias": "previous", "version": "1"}]
+
+
+def test_peer_export_of_a_logged_model_version_imported_by_us(mlflow_src: MlflowServer, dst_client: TrackingClient,
+                                                              tmp_path: Path, unique: str) -> None:
+    name = f"peer-logged-{unique}"
+    _, model_id = seed_logged_model_version(mlflow_src.uri, name, tmp_path / "seed")
+    out = tmp_path / "peer-logged"
+    peer("export-model", mlflow_src.uri, "--model", name, "--output-dir", str(out))
+    assert (out / model_id / "logged_model.json").is_file()
+
+    assert import_model(dst_client, out, model_name=name).phase == "Succeeded"
+    [version] = Registry(dst_client).versions(name)
+    logged = dst_client.get_logged_model(version["source"].removeprefix("models:/"))["info"]
+    assert (logged["name"], logged["source_run_id"]) == ("classifier", version["run_id"])
+    assert ArtifactStore(dst_client, logged["artifact_uri"]).read_bytes("weights.bin") == bytes([7]) * 512
