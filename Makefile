@@ -1,5 +1,5 @@
 # The front door: `make demo` runs the local demo, `make test` runs every test.
-.PHONY: setup test lint demo demo-down bench bench-quick crds
+.PHONY: setup test lint demo demo-down demo-status bench bench-quick crds
 
 setup:
 	bash hack/setup.sh
@@ -16,3 +16,13 @@ bench: setup
 
 bench-quick: setup
 	.venv/bin/python -m bench --quick
+
+# The local demo: control plane, two MLflow servers, the Kiroframe stand-in, the chart, examples/.
+demo: setup
+	.venv/bin/python -m devstack.demo up
+
+demo-status:
+	.venv/bin/python -m devstack.demo status
+
+demo-down:
+	.venv/bin/python -m devstack.demo down

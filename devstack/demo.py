@@ -1,0 +1,288 @@
+"""`make demo`: the whole product on this machine, without Docker, in a few minutes.
+
+    python -m devstack.demo up      # start everything, apply examples/, wait, compare, leave it running
+    python -m devstack.demo status  # what is running, `kubectl get ferry -A`
+    python -m devstack.demo down    # stop every process by its recorded pid and delete .demo/
+
+`up` starts the local control plane (state in `.demo/k8s`), two MLflow servers (the source seeded
+with the `demo` workload: experiments with metric history, nested runs, datasets, a registered
+model with versions, stages and aliases), the Kiroframe stand-in, installs the Helm chart, and
+applies every file of `examples/` as it is, except for what only makes sense in a real cluster:
+service URLs, object names and the sync's schedule are rewritten for the local servers (see
+REWRITES), in memory; the files are not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+import yaml
+from kubernetes import client, config
+
+from devstack.cluster.control_plane import Cluster
+from devstack.cluster.paths import bin_dir
+from devstack.compare import format_table, snapshot, summary_rows
+from devstack.helm import install
+from devstack.mlflow_server import MlflowServer
+from devstack.procs import free_port, spawn, stop_pid, wait_until
+from devstack.workload import WORKLOADS, seed
+from ferry.api import API_VERSION, BY_KIND
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / ".demo"
+STATE = DEMO / "state.json"
+PIDS = DEMO / "pids"             # one pid a line, written as each process starts
+EXAMPLES = ROOT / "examples"
+NAMESPACE = "ml"                 # where the examples are applied (the operator watches it)
+SYSTEM = "ferry-system"          # where the chart is installed
+RELEASE = "ferry"
+PVC = "mlflow-backups"
+WORKLOAD = WORKLOADS["demo"]
+SOURCE_EXPERIMENT = WORKLOAD.experiment_name(0)   # "churn-prediction"
+SOURCE_MODEL = WORKLOAD.model_name(0)             # "demo-model-0"
+
+
+@dataclass
+class DemoState:
+    """Where the demo's servers listen."""
+
+    source_uri: str
+    destination_uri: str
+    kiroframe_url: str
+    kiroframe_token: str
+
+
+def record(pid: int | None) -> None:
+    """Remember a started process at once, so `down` stops it even if `up` fails later."""
+    with PIDS.open("a") as fh:
+        fh.write(f"{pid}\n")
+
+
+def start_mlflow(name: str) -> MlflowServer:
+    server = MlflowServer(root=DEMO / name)
+    try:
+        return server.start()
+    finally:
+        record(server.pid)
+
+
+def rewrites(state: DemoState) -> dict[str, str]:
+    """Exact values of examples/ and what they become here: keys and values, anywhere in a document."""
+    return {
+        "http://mlflow.ml.svc:5000": state.source_uri,
+        "http://mlflow-staging.ml.svc:5000": state.destination_uri,
+        "https://my.kiroframe.com": state.kiroframe_url,
+        "churn": SOURCE_EXPERIMENT,
+        "churn-classifier": SOURCE_MODEL,
+        "*/15 * * * *": "* * * * *",  # sync every minute, so the demo shows one
+    }
+
+
+def rewrite(node: Any, table: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {table.get(k, k): rewrite(v, table) for k, v in node.items()}
+    if isinstance(node, list):
+        return [rewrite(v, table) for v in node]
+    return table.get(node, node) if isinstance(node, str) else node
+
+
+def say(message: str, started: float) -> None:
+    click.echo(f"[{time.monotonic() - started:6.1f}s] {message}", err=True)
+
+
+def kubectl(cluster: Cluster, *args: str) -> str:
+    env = {**os.environ, **cluster.env()}
+    result = subprocess.run([str(bin_dir() / "kubectl"), *args], env=env, capture_output=True, text=True)
+    return result.stdout + result.stderr
+
+
+# -- up ---------------------------------------------------------------------------------------------
+
+
+def start_servers(started: float) -> DemoState:
+    """Two MLflow servers (the source seeded) and the Kiroframe stand-in, while the cluster starts."""
+    with ThreadPoolExecutor(2) as pool:
+        source, destination = pool.map(start_mlflow, ["mlflow-src", "mlflow-dst"])
+    say(f"MLflow source {source.uri}, destination {destination.uri}", started)
+    seeded = seed(source.uri, WORKLOAD)
+    say(f"seeded the source: {len(seeded.experiments)} experiments, {seeded.runs} runs, "
+        f"{seeded.metric_points} metric points, models {seeded.models}", started)
+    token = uuid.uuid4().hex
+    port = free_port()
+    kiroframe = spawn([sys.executable, "-m", "devstack.kiroframe", "--port", str(port), "--token", token],
+                      DEMO / "kiroframe.log", cwd=ROOT)
+    record(kiroframe.pid)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{url}/_standin/records", timeout=2).ok, 30, "Kiroframe stand-in", kiroframe,
+               DEMO / "kiroframe.log")
+    say(f"Kiroframe stand-in {url}", started)
+    return DemoState(source.uri, destination.uri, url, token)
+
+
+def prepare_namespace(api: client.ApiClient, state: DemoState) -> None:
+    """The namespace the examples go to, with the claim and the Secrets they reference."""
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": NAMESPACE}})
+    core.create_namespaced_persistent_volume_claim(NAMESPACE, {
+        "metadata": {"name": PVC},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    })
+    # The local servers need no credentials; the Secret still shows how they are passed (keys -> env).
+    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "mlflow-credentials"},
+                                              "stringData": {"MLFLOW_TRACKING_INSECURE_TLS": "false"}})
+    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "kiroframe-token"},
+                                              "stringData": {"token": state.kiroframe_token}})
+
+
+def apply_examples(api: client.ApiClient, state: DemoState) -> list[tuple[str, str]]:
+    custom = client.CustomObjectsApi(api)
+    applied = []
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("apiVersion") != API_VERSION:
+                continue
+            doc = rewrite(doc, rewrites(state))
+            kind = BY_KIND[doc["kind"]]
+            custom.create_namespaced_custom_object(*API_VERSION.split("/"), NAMESPACE, kind.plural, doc)
+            applied.append((doc["kind"], doc["metadata"]["name"]))
+    return applied
+
+
+def wait_for(api: client.ApiClient, applied: list[tuple[str, str]], started: float, timeout: float = 300) -> None:
+    """Until each one-off resource has finished and the sync has pushed once (or the time is up)."""
+    custom = client.CustomObjectsApi(api)
+    group, version = API_VERSION.split("/")
+    pending = set(applied)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for kind, name in sorted(pending):
+            obj = custom.get_namespaced_custom_object(group, version, NAMESPACE, BY_KIND[kind].plural, name)
+            status, spec = obj.get("status") or {}, obj["spec"]
+            done = (status.get("lastSuccessfulTime") if kind == "KiroframeSync"
+                    else status.get("nextScheduleTime") if spec.get("schedule")
+                    else status.get("phase") in {"Succeeded", "PartiallyFailed", "Failed", "FailedValidation"})
+            if done:
+                what = (f"scheduled, next run {status['nextScheduleTime']}" if kind != "KiroframeSync" and spec.get("schedule")
+                        else f"{status.get('phase')} {status.get('message') or ''}".rstrip())
+                say(f"{kind} {name}: {what}", started)
+                pending.discard((kind, name))
+        time.sleep(1)
+    for kind, name in sorted(pending):
+        say(f"{kind} {name}: still working after {timeout:.0f} s (see `python -m devstack.demo status`)", started)
+
+
+def comparison(state: DemoState) -> str:
+    imported = rewrite(yaml.safe_load((EXAMPLES / "mlflow-import.yaml").read_text()), rewrites(state))
+    renamed = imported["spec"].get("target", {}).get("renames", {}).get("models", {}).get(SOURCE_MODEL, SOURCE_MODEL)
+    source = snapshot(state.source_uri, [SOURCE_EXPERIMENT], [SOURCE_MODEL])
+    destination = snapshot(state.destination_uri, [SOURCE_EXPERIMENT], [renamed])
+    destination["models"] = {SOURCE_MODEL: destination["models"][renamed]}  # compare under the source's name
+    rows = summary_rows(source, destination)
+    rows = [(what.replace(SOURCE_MODEL, f"{SOURCE_MODEL} -> {renamed}"), *rest) for what, *rest in rows]
+    return format_table(rows, ("object", "source", "destination", "copy"))
+
+
+def kiroframe_summary(state: DemoState) -> str:
+    records = requests.get(f"{state.kiroframe_url}/_standin/records", timeout=5).json()
+    kinds = {1: "experiments", 2: "runs", 3: "model lists"}
+    counts = {name: sum(1 for r in records if r.get("import_type") == t) for t, name in kinds.items()}
+    return "Kiroframe stand-in received " + ", ".join(f"{n} {name}" for name, n in counts.items())
+
+
+def operator_pod(cluster: Cluster) -> str:
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    pods = client.CoreV1Api(api).list_namespaced_pod(SYSTEM, label_selector=f"app.kubernetes.io/instance={RELEASE}")
+    return pods.items[0].metadata.name if pods.items else "<operator pod>"
+
+
+def instructions(cluster: Cluster, state: DemoState) -> str:
+    env = cluster.env()
+    return "\n".join([
+        "The demo is running. To look around:",
+        f"  export KUBECONFIG={shlex.quote(env['KUBECONFIG'])} PATH={shlex.quote(str(bin_dir()))}:$PATH",
+        "  kubectl get ferry -A",
+        f"  kubectl describe mlflowimport churn-restore -n {NAMESPACE}",
+        f"  .venv/bin/python -m devstack.cluster logs --state-dir .demo/k8s {SYSTEM} {operator_pod(cluster)}",
+        f"MLflow UI: source {state.source_uri}  destination {state.destination_uri}",
+        f"Kiroframe stand-in: {state.kiroframe_url}/_standin/records",
+        "Stop everything: make demo-down",
+    ])
+
+
+@click.group()
+def main() -> None:
+    """The local demo of mlflow-ferry."""
+
+
+@main.command()
+def up() -> None:
+    """Start the demo stack, apply examples/, wait, compare source and destination."""
+    started = time.monotonic()
+    if PIDS.exists():
+        raise click.ClickException("the demo is already up (make demo-status); stop it first with make demo-down")
+    DEMO.mkdir(exist_ok=True)
+    cluster = Cluster(DEMO / "k8s")
+    with ThreadPoolExecutor(1) as pool:
+        cluster_up = pool.submit(cluster.up)
+        try:
+            state = start_servers(started)
+        finally:
+            cluster_up.result()
+    STATE.write_text(json.dumps(asdict(state), indent=2))
+    say(f"cluster up at {cluster.server}", started)
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    prepare_namespace(api, state)
+    install(cluster.kubeconfig, SYSTEM, RELEASE, {"operator": {"watchNamespaces": [NAMESPACE],
+                                                               "livenessPort": free_port()}})
+    say(f"chart installed: release {RELEASE} in {SYSTEM}, watching namespace {NAMESPACE}", started)
+    applied = apply_examples(api, state)
+    say(f"applied examples/: {', '.join(f'{k}/{n}' for k, n in applied)}", started)
+    wait_for(api, applied, started)
+    click.echo(kubectl(cluster, "get", "ferry", "-A"))
+    click.echo(comparison(state))
+    click.echo(kiroframe_summary(state) + "\n")
+    click.echo(instructions(cluster, state))
+    say("demo ready", started)
+
+
+@main.command()
+def status() -> None:
+    """What is running, and the resources."""
+    if not STATE.exists():
+        raise click.ClickException("the demo is not up; start it with make demo")
+    state = DemoState(**json.loads(STATE.read_text()))
+    cluster = Cluster(DEMO / "k8s")
+    for name, alive in cluster.alive().items():
+        click.echo(f"{name}: {'running' if alive else 'stopped'}")
+    click.echo(kubectl(cluster, "get", "ferry,jobs", "-A"))
+    click.echo(instructions(cluster, state))
+
+
+@main.command()
+def down() -> None:
+    """Stop every process the demo started, by recorded pid, and delete .demo/."""
+    if PIDS.exists():
+        for line in PIDS.read_text().split():
+            if line.isdigit():
+                stop_pid(int(line))
+    if (DEMO / "k8s").exists():
+        Cluster(DEMO / "k8s").down()
+    shutil.rmtree(DEMO, ignore_errors=True)
+    click.echo("demo stopped; .demo/ removed", err=True)
+
+
+if __name__ == "__main__":
+    main()
