@@ -20,7 +20,7 @@ def export_version_run(client: TrackingClient, run_id: str, output_dir: Path, *,
     run = client.get_run(run_id)
     if run["info"].get("lifecycle_stage") == "deleted" and not export_deleted:
         return None
-    runs.export_run(client, run_id, output_dir)
+    runs.export_run(client, run, output_dir)
     return run
 
 
