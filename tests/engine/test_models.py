@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from mlflow import MlflowClient
 
 from devstack.mlflow_server import MlflowServer
 from ferry.cli.models import export_model, import_model
@@ -17,7 +18,7 @@ from ferry.engine.models import import_model as import_model_api
 from ferry.tracking import ArtifactStore, TrackingClient, tags_of
 from ferry.tracking.registry import Registry
 from tests.engine.registry_compare import check_links, model_view
-from tests.engine.registry_seed import SeededModel, seed_logged_model_version, shared_model
+from tests.engine.registry_seed import SeededModel, seed_logged_model_version, seed_model, shared_model
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,23 @@ def test_versions_of_logged_models_bring_their_model(mlflow_src: MlflowServer, s
     [version] = Registry(dst_client).versions(copied)
     logged = dst_client.get_logged_model(version["source"].removeprefix("models:/"))["info"]
     assert ArtifactStore(dst_client, logged["artifact_uri"]).read_bytes("weights.bin") == bytes([7]) * 512
+
+
+def test_versions_of_deleted_runs_are_listed_or_exported_on_request(mlflow_src: MlflowServer,
+                                                                    dst_client: TrackingClient, tmp_path: Path,
+                                                                    unique: str) -> None:
+    small = seed_model(mlflow_src.uri, f"deleted-{unique}", tmp_path / "seed", versions=2)
+    MlflowClient(mlflow_src.uri).delete_run(small.run_of_version["1"])
+
+    skipped = cli(export_model, mlflow_src.uri, "--model", small.name, "--output-dir", str(tmp_path / "a"))
+    assert skipped.exit_code == 3
+    assert f"Failed: version 1 of '{small.name}': deleted run" in skipped.output
+    info = json.loads((tmp_path / "a" / "model.json").read_text())["info"]
+    assert [f["version"]["version"] for f in info["failed_versions"]] == ["1"]
+
+    kept = cli(export_model, mlflow_src.uri, "--model", small.name, "--output-dir", str(tmp_path / "b"),
+               "--export-deleted-runs", "True")
+    assert kept.exit_code == 0, kept.output
+    assert import_model_api(dst_client, tmp_path / "b", model_name=small.name).phase == "Succeeded"
+    first, _ = Registry(dst_client).versions(small.name)
+    assert dst_client.get_run(first["run_id"])["info"]["lifecycle_stage"] == "deleted"

@@ -120,11 +120,8 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path,
     tracker.add_total(len(selected))
 
     def export_run(run_id: str) -> JsonDict | None:
-        if options.include_runs:
-            return runs.export_version_run(client, run_id, out / run_id, export_deleted=options.export_deleted_runs)
-        run = client.get_run(run_id)
-        deleted = run["info"].get("lifecycle_stage") == "deleted"
-        return None if deleted and not options.export_deleted_runs else run
+        return runs.export_version_run(client, run_id, out / run_id if options.include_runs else None,
+                                       export_deleted=options.export_deleted_runs)
 
     exported = _parallel(export_run, (v["run_id"] for v in selected), options.workers)
     experiment_names: dict[str, str] = {}
@@ -143,11 +140,16 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path,
         if exp_id not in experiment_names:
             experiment_names[exp_id] = client.get_experiment(exp_id)["name"]
         add_run_facts(entry, run_artifact_uri=run["info"]["artifact_uri"], experiment_name=experiment_names[exp_id])
-        if entry["model_id"]:
-            logged_models.export_logged_model(client, entry["model_id"], out / entry["model_id"])
-        if options.export_version_model:
-            runs.download_model(client, version, out / VERSION_MODELS_DIR / entry["version"])
-            entry["_download_uri"] = f"models:/{name}/{entry['version']}"
+        try:
+            if entry["model_id"]:
+                logged_models.export_logged_model(client, entry["model_id"], out / entry["model_id"])
+            if options.export_version_model:
+                runs.download_model(client, version, out / VERSION_MODELS_DIR / entry["version"])
+                entry["_download_uri"] = f"models:/{name}/{entry['version']}"
+        except FerryError as err:
+            failed.append({"message": err.message, "version": entry})
+            tracker.fail()
+            continue
         entries.append(entry)
         tracker.advance()
 

@@ -14,13 +14,14 @@ from ferry.tracking.artifacts import ArtifactStore
 from ferry.tracking.client import TrackingClient
 
 
-def export_version_run(client: TrackingClient, run_id: str, output_dir: Path, *,
+def export_version_run(client: TrackingClient, run_id: str, output_dir: Path | None, *,
                        export_deleted: bool) -> JsonDict | None:
-    """Export the run into `output_dir`; None if it is deleted and `export_deleted` is off."""
+    """The run, exported into `output_dir` unless None; None if it is deleted and `export_deleted` is off."""
     run = client.get_run(run_id)
     if run["info"].get("lifecycle_stage") == "deleted" and not export_deleted:
         return None
-    runs.export_run(client, run, output_dir)
+    if output_dir is not None:
+        runs.export_run(client, run, output_dir)
     return run
 
 
