@@ -1,7 +1,7 @@
 """`python -m bench`: ferry side by side with the peers on the same real servers.
 
     python -m bench                 # medium workload, every scenario, memory at 10 000 runs
-    python -m bench --quick         # small workload, no memory scenario: a few minutes
+    python -m bench --quick         # small workload at 10 runs, no warm-up, 4 scenarios: a few minutes
     python -m bench --only experiment,lower-bound --workload wide --repeats 5
 
 Writes `bench/results/<date>-<mode>.md` (and `.json`) and prints the same markdown.
@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from bench import report, scenarios
@@ -22,14 +23,17 @@ from bench.stage import Stage
 from bench.tools import REPO
 from devstack.workload import WORKLOADS, Workload
 
+QUICK_RUNS = 10  # the peers take seconds per run; quick mode has to stay within a few minutes
+
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small workload, 3 repetitions, no memory scenario")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small workload at {QUICK_RUNS} runs, no warm-up, scenarios {', '.join(scenarios.QUICK_SCENARIOS)}")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), help="default: medium (small with --quick)")
     parser.add_argument("--only", help=f"comma-separated scenarios of: {', '.join(scenarios.SCENARIOS)}")
     parser.add_argument("--repeats", type=int, default=3, help="counted repetitions per case (median)")
-    parser.add_argument("--warmup", type=int, default=1, help="uncounted repetitions first")
+    parser.add_argument("--warmup", type=int, help="uncounted repetitions first (default 1, 0 with --quick)")
     parser.add_argument("--workers", type=int, default=4, help="mlflow server --workers (its default is 4)")
     parser.add_argument("--memory-runs", type=int, default=10_000, help="runs of the large memory workload")
     parser.add_argument("--operator-resources", type=int, default=200, help="resources applied at once")
@@ -41,6 +45,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     unknown = [s for s in chosen if s not in scenarios.SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(scenarios.SCENARIOS)}")
+    if args.warmup is None:
+        args.warmup = 0 if args.quick else 1
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be at least 1 and --warmup at least 0")
     args.scenarios = chosen
@@ -79,6 +85,8 @@ def _operator_targets(work: Path, resources: int) -> list[report.Target]:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     workload = WORKLOADS[args.workload or ("small" if args.quick else "medium")]
+    if args.quick:
+        workload = replace(workload, runs=min(workload.runs, QUICK_RUNS))
     mode = "quick" if args.quick else "full"
     load_before = os.getloadavg()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="ferry-bench-"))

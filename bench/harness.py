@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ def _total(samples: list[Sample]) -> Sample:
         server_cpu_seconds=sum(s.server_cpu_seconds for s in samples),
         returncode=next((s.returncode for s in samples if not s.ok), 0),
         error=next((s.error for s in samples if not s.ok), ""),
+        endpoints=dict(sum((Counter(s.endpoints) for s in samples), Counter())),
     )
 
 

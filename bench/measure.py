@@ -14,8 +14,9 @@ import os
 import re
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -35,6 +36,7 @@ class Sample:
     server_cpu_seconds: float
     returncode: int
     error: str = ""
+    endpoints: dict[str, int] = field(default_factory=dict)   # "POST /api/2.0/mlflow/runs/create" -> count
 
     @property
     def ok(self) -> bool:
@@ -51,11 +53,25 @@ class AccessLog:
     def mark(self) -> None:
         self.offset = self.path.stat().st_size if self.path.exists() else 0
 
-    def requests_since_mark(self) -> int:
+    def requests_since_mark(self) -> Counter[str]:
+        """Requests per endpoint ("METHOD /path", ids and artifact paths folded into '*')."""
         with self.path.open("rb") as fh:
             fh.seek(self.offset)
             text = fh.read().decode(errors="replace")
-        return sum(1 for m in ACCESS_LINE.finditer(text) if not m.group(2).startswith(IGNORED_PATHS))
+        return Counter(f"{m.group(1)} {endpoint(m.group(2))}" for m in ACCESS_LINE.finditer(text)
+                       if not m.group(2).startswith(IGNORED_PATHS))
+
+
+def endpoint(path: str) -> str:
+    path = path.split("?", 1)[0]
+    if "/mlflow-artifacts/artifacts/" in path:
+        return path.split("/mlflow-artifacts/artifacts/", 1)[0] + "/mlflow-artifacts/artifacts/*"
+    return "/".join("*" if _is_id(part) else part for part in path.split("/"))
+
+
+def _is_id(part: str) -> bool:
+    """A run id, logged-model id or the like: long, alphanumeric with dashes, and with digits."""
+    return len(part) >= 16 and part.replace("-", "").isalnum() and any(c.isdigit() for c in part)
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -92,10 +108,12 @@ def run_measured(argv: Sequence[str], *, env: dict[str, str], log_path: Path, lo
     server_cpu = sum(tree_cpu_seconds(pid) for pid in server_pids) - cpu_before
     # The log line of the last answer may land a moment after the client has read it.
     time.sleep(0.2)
-    requests = sum(log.requests_since_mark() for log in logs)
-    return Sample(seconds=seconds, peak_rss_mb=rusage.ru_maxrss / 1024, requests=requests,
+    endpoints: Counter[str] = Counter()
+    for log in logs:
+        endpoints += log.requests_since_mark()
+    return Sample(seconds=seconds, peak_rss_mb=rusage.ru_maxrss / 1024, requests=endpoints.total(),
                   server_cpu_seconds=max(server_cpu, 0.0), returncode=returncode,
-                  error="" if returncode == 0 else _last_line(log_path))
+                  error="" if returncode == 0 else _last_line(log_path), endpoints=dict(endpoints))
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, os.struct_rusage]:  # type: ignore[name-defined]

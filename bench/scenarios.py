@@ -21,7 +21,7 @@ from bench.stage import KIROFRAME_TOKEN, Stage
 from devstack.workload import GROUP, Workload, scaled
 
 SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound", "memory", "operator")
-QUICK_SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound")
+QUICK_SCENARIOS = ("experiment", "kiroframe-export", "kiroframe-push", "lower-bound")
 
 
 def _experiment_case(tool: tools.Tool, src: str, dst: str, experiment: str) -> Case:

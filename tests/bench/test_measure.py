@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.lower_bound import read_experiment
-from bench.measure import AccessLog, run_measured
+from bench.measure import AccessLog, endpoint, run_measured
 from devstack.mlflow_server import MlflowServer
 from devstack.workload import WORKLOADS, seed
 
@@ -25,7 +25,18 @@ def test_requests_counted_are_those_the_server_served(mlflow_src: MlflowServer, 
                           log_path=tmp_path / "out.log", logs=[log], server_pids=[mlflow_src.pid or 0])
     assert sample.ok
     assert sample.requests == 7  # the health check is not the tool's work
+    assert sample.endpoints == {"GET /api/2.0/mlflow/experiments/get-by-name": 7}
     assert sample.server_cpu_seconds >= 0
+
+
+def test_endpoints_fold_ids_and_artifact_paths() -> None:
+    assert endpoint("/api/2.0/mlflow/runs/get?run_id=abc") == "/api/2.0/mlflow/runs/get"
+    assert endpoint("/api/2.0/mlflow-artifacts/artifacts?path=1/abc") == "/api/2.0/mlflow-artifacts/artifacts"
+    assert endpoint("/ajax-api/2.0/mlflow/metrics/get-history-bulk") == "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+    assert endpoint("/api/2.0/mlflow-artifacts/artifacts/1/0123456789abcdef0123/artifacts/model/MLmodel") == \
+        "/api/2.0/mlflow-artifacts/artifacts/*"
+    assert endpoint("/api/2.0/mlflow/logged-models/m-0123456789abcdef0123456789abcdef") == \
+        "/api/2.0/mlflow/logged-models/*"
 
 
 def test_peak_rss_is_the_childs_and_failures_keep_their_last_line(tmp_path: Path) -> None:
