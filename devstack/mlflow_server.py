@@ -26,11 +26,14 @@ class MlflowServer:
     """One `mlflow server` process, recorded by pid.
 
     The artifact store lives in `<root>/store`: no path component named ``artifacts``, which
-    mlflow-export-import's import-model trips over.
+    mlflow-export-import's import-model trips over. With `serve_artifacts` off, runs' artifact
+    URIs are plain local paths, the only setup where that tool's import-model works at all (it
+    looks for the word "artifacts" in a version's source, which ``mlflow-artifacts:`` matches).
     """
 
     root: Path
     workers: int = 1
+    serve_artifacts: bool = True
     port: int = field(default_factory=free_port)
     pid: int | None = None
 
@@ -54,9 +57,12 @@ class MlflowServer:
             sys.executable, "-m", "mlflow", "server",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-            "--serve-artifacts", "--artifacts-destination", str(self.root / "store"),
             "--workers", str(self.workers),
         ]
+        if self.serve_artifacts:
+            argv += ["--serve-artifacts", "--artifacts-destination", str(self.root / "store")]
+        else:
+            argv += ["--no-serve-artifacts", "--default-artifact-root", str(self.root / "store")]
         proc = spawn(argv, self.log_path, env=env, cwd=self.root)
         self.pid = proc.pid
         try:

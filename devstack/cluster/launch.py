@@ -50,12 +50,19 @@ def _bind(source, target, read_only):
 def main(plan_path):
     with open(plan_path) as fh:
         plan = json.load(fh)
+    # Hold every source (and the error file's directory) by descriptor before mounting anything: a
+    # volume mounted on a parent of the state directory (an emptyDir on /tmp) would hide them.
+    error_dir = os.open(os.path.dirname(plan["start_error"]), os.O_PATH | os.O_DIRECTORY)
     try:
         _check(libc.unshare(CLONE_NEWNS), "unshare mount namespace")
         _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
         # Parents before children, so a mount inside another volume's mount path lands on top.
-        for source, target, read_only in sorted(plan["mounts"], key=lambda m: m[1].rstrip("/").count("/")):
-            _bind(source, target, read_only)
+        mounts = sorted(plan["mounts"], key=lambda m: m[1].rstrip("/").count("/"))
+        held = [os.open(source, os.O_PATH) for source, _, _ in mounts]
+        for fd, (_, target, read_only) in zip(held, mounts, strict=True):
+            _bind(f"/proc/self/fd/{fd}", target, read_only)
+        for fd in held:
+            os.close(fd)
         if plan.get("gid") is not None:
             os.setgroups(plan.get("groups", []))
             os.setgid(plan["gid"])
@@ -69,7 +76,8 @@ def main(plan_path):
             raise OSError(2, f'exec: "{argv[0]}": executable file not found in $PATH') from None
     except OSError as error:
         message = error.strerror if error.strerror else str(error)
-        with open(plan["start_error"], "w") as fh:
+        name = os.path.basename(plan["start_error"])
+        with open(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=error_dir), "w") as fh:
             fh.write(message)
         sys.stderr.write(f"container start failed: {message}\n")
         sys.exit(128)

@@ -13,7 +13,7 @@ from ferry.engine.model_versions import export_model_version, import_model_versi
 from ferry.engine.models import export_model, import_model
 from ferry.tracking import ArtifactStore, TrackingClient
 from ferry.tracking.registry import Registry
-from tests.engine.peer_tools import FileStoreServer, peer, require_peer
+from tests.engine.peer_tools import peer, require_peer
 from tests.engine.registry_compare import check_links, model_view, version_view
 from tests.engine.registry_seed import seed_logged_model_version, seed_model, shared_model
 
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.peer
 
 
 @pytest.fixture(scope="module")
-def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileStoreServer]:
+def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     require_peer()
-    server = FileStoreServer(tmp_path_factory.mktemp("filestore")).start()
+    server = MlflowServer(tmp_path_factory.mktemp("filestore"), serve_artifacts=False).start()
     yield server
     server.stop()
 
@@ -60,7 +60,7 @@ def test_peer_export_model_version_imported_by_us(mlflow_src: MlflowServer, src_
     check_links(src_client, dst_client, model.name, name)
 
 
-def test_our_export_model_imported_by_peer(file_server: FileStoreServer, tmp_path: Path, unique: str) -> None:
+def test_our_export_model_imported_by_peer(file_server: MlflowServer, tmp_path: Path, unique: str) -> None:
     client = TrackingClient(file_server.uri)
     model = seed_model(file_server.uri, f"ours-{unique}", tmp_path / "seed", versions=3)
     out = tmp_path / "our-model"
@@ -74,7 +74,7 @@ def test_our_export_model_imported_by_peer(file_server: FileStoreServer, tmp_pat
         assert Path(version["source"], "weights.bin").read_bytes() == bytes([int(version["version"])]) * 512
 
 
-def test_our_export_model_version_imported_by_peer(file_server: FileStoreServer, tmp_path: Path,
+def test_our_export_model_version_imported_by_peer(file_server: MlflowServer, tmp_path: Path,
                                                    unique: str) -> None:
     client = TrackingClient(file_server.uri)
     model = seed_model(file_server.uri, f"ours-v-{unique}", tmp_path / "seed", versions=2)
