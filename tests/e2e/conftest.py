@@ -115,6 +115,8 @@ def operator(k8s_cluster, ferry_ns: str, tmp_path: Path) -> Iterator[Operator]: 
     op = Operator(kubeconfig, ferry_ns, tmp_path / "operator.log").start()
     yield op
     op.stop()
+    # shown by pytest only when the test failed
+    print("\n".join(line for line in op.log().splitlines() if "[DEBUG" not in line)[-8000:])
     forbidden = [line for line in op.log().splitlines() if "Forbidden" in line or "is forbidden" in line]
     assert not forbidden, "the operator was refused by RBAC:\n" + "\n".join(forbidden[:5])
 
