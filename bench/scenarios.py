@@ -73,9 +73,12 @@ def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_r
             url = stage.kiroframe_url() or "http://127.0.0.1:9"
             cases += [_kiroframe_case(t, src, url, push=push) for t in (tools.FERRY, tools.KIROFRAME_IMPORTER)]
     if "lower-bound" in scenarios:
-        cases.append(Case("lower-bound", tools.LOWER_BOUND.name, (
-            Step("export", lambda d, _: tools.lower_bound(src, experiment), src),
-        )))
+        cases += [
+            Case("lower-bound", tools.LOWER_BOUND.name, (
+                Step("runs", lambda d, _: tools.lower_bound(src, experiment), src),)),
+            Case("lower-bound", tools.LOWER_BOUND.name, (
+                Step("runs+artifacts", lambda d, _: tools.lower_bound(src, experiment, d / "artifacts"), src),)),
+        ]
     if "memory" in scenarios:
         cases += _memory_cases(stage, memory_runs)
     return cases

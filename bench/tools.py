@@ -57,6 +57,7 @@ def kiroframe(tool: Tool, tracking_uri: str, base_dir: Path, kiroframe_url: str,
             "--import-to-kiroframe" if push else "--no-import-to-kiroframe"]
 
 
-def lower_bound(tracking_uri: str, experiment: str) -> list[str]:
+def lower_bound(tracking_uri: str, experiment: str, artifacts_to: Path | None = None) -> list[str]:
     # By path: the tools run in their output directory, where the `bench` package is not importable.
-    return [sys.executable, str(REPO / "bench" / "lower_bound.py"), "--uri", tracking_uri, "--experiment", experiment]
+    argv = [sys.executable, str(REPO / "bench" / "lower_bound.py"), "--uri", tracking_uri, "--experiment", experiment]
+    return argv + (["--artifacts-to", str(artifacts_to)] if artifacts_to else [])

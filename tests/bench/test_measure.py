@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.lower_bound import read_experiment
 from bench.measure import AccessLog, endpoint, run_measured
 from devstack.mlflow_server import MlflowServer
-from devstack.workload import WORKLOADS, seed
+from devstack.workload import WORKLOADS, artifact_files, seed
 
 
 def test_requests_counted_are_those_the_server_served(mlflow_src: MlflowServer, unique: str, tmp_path: Path) -> None:
@@ -53,9 +53,13 @@ def test_peak_rss_is_the_childs_and_failures_keep_their_last_line(tmp_path: Path
     assert (failed.ok, failed.returncode, failed.error) == (False, 1, "Error: no such model")
 
 
-def test_lower_bound_reads_every_metric_point(mlflow_src: MlflowServer, unique: str) -> None:
+def test_lower_bound_reads_every_metric_point_and_artifact(mlflow_src: MlflowServer, unique: str,
+                                                          tmp_path: Path) -> None:
     workload = WORKLOADS["tiny"]
     seeded = seed(mlflow_src.uri, workload, prefix=f"lb-{unique}-")
     experiment = next(iter(seeded.experiments))
-    assert read_experiment(mlflow_src.uri, experiment) == {
-        "runs_with_metrics": workload.total_runs, "metric_points": workload.metric_points}
+    assert read_experiment(mlflow_src.uri, experiment) == {"metric_points": workload.metric_points}
+    files_per_run = len(artifact_files("r", 0))
+    assert read_experiment(mlflow_src.uri, experiment, artifacts_to=tmp_path) == {
+        "metric_points": workload.metric_points, "artifact_files": workload.total_runs * files_per_run}
+    assert len(list(tmp_path.rglob("MLmodel"))) == workload.total_runs
