@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     stage = Stage(root=work / "servers", workers=args.workers)
     results: list[Measured] = []
     try:
-        _say(f"bench: starting servers and seeding '{workload.name}' under {work}")
+        _say(f"bench: starting servers and seeding under {work}")
         cases = scenarios.build(stage, args.scenarios, workload, args.memory_runs)
         for seeded in stage.seeded.values():
             _say(f"bench: seeded {seeded.workload}: {seeded.runs} runs, {seeded.metric_points} metric points "

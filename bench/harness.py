@@ -47,15 +47,24 @@ class Measured:
     samples: list[Sample] = field(default_factory=list)
 
     @property
+    def good(self) -> list[Sample]:
+        """The repetitions that succeeded: the statistics are over these; failures are counted apart."""
+        return [s for s in self.samples if s.ok]
+
+    @property
     def ok(self) -> bool:
-        return bool(self.samples) and all(s.ok for s in self.samples)
+        return bool(self.good)
+
+    @property
+    def failures(self) -> int:
+        return len(self.samples) - len(self.good)
 
     @property
     def error(self) -> str:
         return next((s.error for s in self.samples if not s.ok), "")
 
     def median(self, attr: str) -> float:
-        return float(statistics.median(getattr(s, attr) for s in self.samples))
+        return float(statistics.median(getattr(s, attr) for s in self.good))
 
     @property
     def seconds(self) -> float:
@@ -63,7 +72,7 @@ class Measured:
 
     @property
     def spread(self) -> tuple[float, float]:
-        values = [s.seconds for s in self.samples]
+        values = [s.seconds for s in self.good]
         return min(values), max(values)
 
 
@@ -82,7 +91,7 @@ def _total(samples: list[Sample]) -> Sample:
 
 def run_case(case: Case, stage: Stage, work: Path, *, warmup: int, repeats: int,
              say: Callable[[str], None]) -> list[Measured]:
-    """Warm up, then measure `repeats` repetitions; stops at the first failing step."""
+    """Warm up, then measure `repeats` repetitions; a failing step ends its repetition, not the case."""
     measured = {step.label: Measured(case.scenario, case.tool, step.label) for step in case.steps}
     totals = Measured(case.scenario, case.tool, TOTAL)
     for rep in range(-warmup, repeats):
@@ -105,8 +114,6 @@ def run_case(case: Case, stage: Stage, work: Path, *, warmup: int, repeats: int,
             f"{total.requests:6d} req {total.peak_rss_mb:6.0f} MB" + ("" if total.ok else f"  FAILED: {total.error}"))
         if rep >= 0:
             totals.samples.append(total)
-        if not total.ok:
-            break
     results = list(measured.values())
     if len(case.steps) > 1:
         results.append(totals)

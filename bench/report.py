@@ -106,7 +106,7 @@ def _request_ratio(results: Sequence[Measured], scenario: str, peer: str) -> Tar
 
 def _without_artifacts(m: Measured) -> float:
     return float(statistics.median(
-        sum(n for name, n in s.endpoints.items() if "/mlflow-artifacts/" not in name) for s in m.samples))
+        sum(n for name, n in s.endpoints.items() if "/mlflow-artifacts/" not in name) for s in m.good))
 
 
 def _versus_lower_bound(results: Sequence[Measured], step: str, what: str) -> Target:
@@ -149,34 +149,36 @@ def _bound_note(ours: Measured | None, theirs: Measured | None) -> str:
     """Where the time goes: requests and the server's CPU per side."""
     if not ours or not theirs:
         return ""
-    return (f"ferry {ours.seconds:.2f} s, {ours.median('requests'):.0f} req, server CPU "
-            f"{ours.median('server_cpu_seconds'):.1f} s; peer {theirs.seconds:.2f} s, "
-            f"{theirs.median('requests'):.0f} req, server CPU {theirs.median('server_cpu_seconds'):.1f} s")
+    return "; ".join(
+        f"{who} {m.seconds:.2f} s, {m.median('requests'):.0f} req, server CPU {m.median('server_cpu_seconds'):.1f} s"
+        + (f" ({m.failures} of {len(m.samples)} runs failed)" if m.failures else "")
+        for who, m in (("ferry", ours), ("peer", theirs)))
 
 
 def table(results: Sequence[Measured]) -> str:
-    lines = ["| scenario | step | tool | median s | min-max s | HTTP requests | server CPU s | peak RSS MB |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| scenario | step | tool | median s | min-max s | HTTP requests | server CPU s | peak RSS MB | failed |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for m in results:
         if not m.samples:
             continue
+        failed = f"{m.failures}/{len(m.samples)}: {m.error.replace('|', '/')}" if m.failures else ""
         if not m.ok:
-            lines.append(f"| {m.scenario} | {m.step} | {m.tool} | failed: {m.error.replace('|', '/')} | | | | |")
+            lines.append(f"| {m.scenario} | {m.step} | {m.tool} | | | | | | {failed} |")
             continue
         low, high = m.spread
         lines.append(f"| {m.scenario} | {m.step} | {m.tool} | {m.seconds:.2f} | {low:.2f}-{high:.2f} | "
                      f"{m.median('requests'):.0f} | {m.median('server_cpu_seconds'):.1f} | "
-                     f"{m.median('peak_rss_mb'):.0f} |")
+                     f"{m.median('peak_rss_mb'):.0f} | {failed} |")
     return "\n".join(lines)
 
 
 def endpoint_breakdown(results: Sequence[Measured], top: int = 6) -> str:
-    """Per case, the endpoints that took most requests (first counted run): where a count comes from."""
+    """Per case, the endpoints that took most requests (first good run): where a count comes from."""
     lines = []
     for m in results:
-        if not m.samples or not m.samples[0].endpoints or (m.step != TOTAL and _has_total(results, m)):
+        if not m.good or not m.good[0].endpoints or (m.step != TOTAL and _has_total(results, m)):
             continue
-        counts = sorted(m.samples[0].endpoints.items(), key=lambda kv: (-kv[1], kv[0]))
+        counts = sorted(m.good[0].endpoints.items(), key=lambda kv: (-kv[1], kv[0]))
         shown = ", ".join(f"{name.split('/2.0/', 1)[-1]} {n}" for name, n in counts[:top])
         rest = sum(n for _, n in counts[top:])
         lines.append(f"- {m.scenario}, {m.tool}: {shown}" + (f", other {rest}" if rest else ""))
