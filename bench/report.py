@@ -179,10 +179,16 @@ def endpoint_breakdown(results: Sequence[Measured], top: int = 6) -> str:
         if not m.good or not m.good[0].endpoints or (m.step != TOTAL and _has_total(results, m)):
             continue
         counts = sorted(m.good[0].endpoints.items(), key=lambda kv: (-kv[1], kv[0]))
-        shown = ", ".join(f"{name.split('/2.0/', 1)[-1]} {n}" for name, n in counts[:top])
+        shown = ", ".join(f"{_short_endpoint(name)} {n}" for name, n in counts[:top])
         rest = sum(n for _, n in counts[top:])
         lines.append(f"- {m.scenario}, {m.tool}: {shown}" + (f", other {rest}" if rest else ""))
     return "\n".join(lines)
+
+
+def _short_endpoint(name: str) -> str:
+    """"POST /api/2.0/mlflow/runs/create" -> "POST runs/create"."""
+    method, _, path = name.partition(" ")
+    return f"{method} {path.split('/2.0/', 1)[-1].removeprefix('mlflow/')}"
 
 
 def _has_total(results: Sequence[Measured], m: Measured) -> bool:

@@ -50,13 +50,15 @@ class Workload:
     models: int = 1                # registered models
     versions: int = 3              # versions per registered model
     experiment_names: tuple[str, ...] = ()   # default: "<name>-<i>"
+    model_names: tuple[str, ...] = ()        # default: "<name>-model-<i>"
 
     def experiment_name(self, index: int, prefix: str = "") -> str:
         base = self.experiment_names[index] if index < len(self.experiment_names) else f"{self.name}-{index}"
         return f"{prefix}{base}"
 
     def model_name(self, index: int, prefix: str = "") -> str:
-        return f"{prefix}{self.name}-model-{index}"
+        base = self.model_names[index] if index < len(self.model_names) else f"{self.name}-model-{index}"
+        return f"{prefix}{base}"
 
     @property
     def total_runs(self) -> int:
@@ -79,7 +81,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("large-1k", experiments=1, runs=1000, metrics=2, steps=5, params=5, tags=2, datasets_every=50,
              artifacts_every=500),
     Workload("demo", experiments=3, runs=12, metrics=3, steps=50, params=6, models=1, versions=3,
-             experiment_names=("churn-prediction", "fraud-detection", "demand-forecast")),
+             experiment_names=("churn-prediction", "fraud-detection", "demand-forecast"),
+             model_names=("churn-classifier",)),
     # For tests: every kind of object, in seconds.
     Workload("tiny", experiments=1, runs=12, metrics=2, steps=5, params=3, tags=2, versions=2),
 )}
