@@ -11,10 +11,15 @@ from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from ferry.api import GROUP, VERSION, Kind
 from ferry.controller.jobs import KIND_LABEL, NAME_LABEL
 from ferry.runner.kubeclient import load_config
+
+
+class StatusNotServed(Exception):
+    """The object exists but its status subresource is not served yet."""
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -86,8 +91,14 @@ class Kube:
                 return None
             raise
 
+    @retry(retry=retry_if_exception_type(StatusNotServed), stop=stop_after_attempt(6), wait=wait_fixed(0.5),
+           reraise=True)
     def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch ``status`` (a None value removes a field); a vanished resource is not an error."""
+        """Merge-patch ``status`` (a None value removes a field); a vanished resource is not an error.
+
+        Right after a CRD is (re)installed the API server may answer 404 for ``/status`` of an
+        object that exists; that is retried briefly instead of losing the update.
+        """
         try:
             self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, kind.plural, name, {"status": status},
@@ -96,3 +107,5 @@ class Kube:
         except ApiException as err:
             if err.status != 404:
                 raise
+            if self.get_resource(kind, namespace, name) is not None:
+                raise StatusNotServed(f"{kind.plural}/{name}/status answered 404") from err

@@ -1,0 +1,105 @@
+"""Scenarios 3, 5 and 6: a KiroframeSync on a seconds schedule, a Job that fails, deletion and an
+operator restart in the middle of a Job."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from devstack.cluster.pytest_plugin import wait_for
+from devstack.kiroframe import KiroframeStandIn
+from devstack.procs import free_port
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture
+def kiroframe():
+    standin = KiroframeStandIn(token="kf-e2e-token").start()
+    yield standin
+    standin.stop()
+
+
+def test_kiroframe_sync_schedule(operator, res, mlflow_src, kiroframe, unique) -> None:
+    client = MlflowClient(mlflow_src.uri)
+    exp_id = client.create_experiment(f"kf-{unique}")
+    client.set_terminated(client.create_run(exp_id).info.run_id)
+    res.secret("kf", {"token": "kf-e2e-token"})
+    res.create("KiroframeSync", "sync", {
+        "schedule": "* * * * * */6",
+        "source": {"trackingUri": mlflow_src.uri},
+        "kiroframe": {"url": kiroframe.url, "tokenSecret": {"name": "kf"}},
+        "successfulJobsHistoryLimit": 1,
+    })  # fmt: skip
+    first = wait_for(lambda: (s := res.status("KiroframeSync", "sync")).get("watermark") and s, 120, "first sync")
+    assert first["lastResult"]["phase"] == "Succeeded" and first["nextScheduleTime"] > first["lastScheduleTime"]
+    runs_pushed = len(kiroframe.records(2))
+    assert runs_pushed >= 1
+    client.set_terminated(client.create_run(exp_id).info.run_id)
+    second = wait_for(
+        lambda: (s := res.status("KiroframeSync", "sync")).get("lastResult", {}).get("jobName")
+        != first["lastResult"]["jobName"] and s.get("lastResult", {}).get("phase") == "Succeeded" and s,
+        120, "second sync",
+    )  # fmt: skip
+    assert second["watermark"] >= first["watermark"]
+    assert second["lastResult"]["counts"]["runs"] < runs_pushed + 1  # incremental: not everything again
+    wait_for(lambda: len([j for j in res.jobs("sync") if j.status.succeeded]) <= 1, 60, "history pruned to 1")
+    # suspend: no new Jobs
+    res.patch("KiroframeSync", "sync", {"spec": {"suspend": True}})
+    wait_for(lambda: not res.status("KiroframeSync", "sync").get("active"), 60, "active run to finish")
+    names = {j.metadata.name for j in res.jobs("sync")}
+    last = res.status("KiroframeSync", "sync")["lastScheduleTime"]
+    wait_for(lambda: res.status("KiroframeSync", "sync")["nextScheduleTime"] > last, 30, "time to pass")
+    import time
+
+    time.sleep(8)  # more than one scheduled time passes while suspended
+    assert {j.metadata.name for j in res.jobs("sync")} <= names
+    assert res.status("KiroframeSync", "sync")["lastScheduleTime"] == last
+
+
+def test_failing_job_is_failed_without_retry_storm(operator, res) -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    res.claim("backups")
+    res.create("MlflowExport", "broken", {
+        "source": {"trackingUri": refused},
+        "objects": {"experiments": ["anything"]},
+        "destination": {"pvc": {"claimName": "backups"}},
+        "job": {"backoffLimit": 0},
+    })  # fmt: skip
+    status = res.wait_phase("MlflowExport", "broken", {"Failed", "Succeeded", "PartiallyFailed"}, timeout=120)
+    assert status["phase"] == "Failed"
+    assert "127.0.0.1" in status["message"], status["message"]
+    assert len(res.jobs("broken")) == 1
+    pods = res.core.list_namespaced_pod(res.namespace, label_selector="ferry.dev/name=broken").items
+    assert len(pods) == 1
+    res.wait_event("broken", "Failed", "Warning")
+
+
+def test_delete_and_operator_restart(operator, res, mlflow_src, unique) -> None:
+    client = MlflowClient(mlflow_src.uri)
+    exp = f"slow-{unique}"
+    exp_id = client.create_experiment(exp)
+    for _ in range(3):
+        client.set_terminated(client.create_run(exp_id).info.run_id)
+    res.claim("backups")
+    spec = {
+        "source": {"trackingUri": mlflow_src.uri},
+        "objects": {"experiments": [exp]},
+        "destination": {"pvc": {"claimName": "backups"}},
+    }
+    # restart: the operator is killed right after the Job exists; a new one converges it
+    res.create("MlflowExport", "survivor", spec)
+    wait_for(lambda: res.jobs("survivor"), 60, "Job created")
+    operator.kill()
+    operator.start()
+    status = res.wait_phase("MlflowExport", "survivor", {"Succeeded", "Failed", "PartiallyFailed"}, timeout=180)
+    assert status["phase"] == "Succeeded", status
+    assert len(res.jobs("survivor")) == 1
+    # delete while running: Job and pod go with it
+    res.create("MlflowExport", "doomed", spec)
+    wait_for(lambda: res.jobs("doomed"), 60, "Job created")
+    res.delete("MlflowExport", "doomed")
+    wait_for(lambda: not res.jobs("doomed"), 60, "Job deleted by the owner cascade")
+    wait_for(lambda: not res.core.list_namespaced_pod(res.namespace, label_selector="ferry.dev/name=doomed").items,
+             60, "pod deleted")  # fmt: skip
+    assert operator.running
