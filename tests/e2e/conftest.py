@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,15 +27,6 @@ from ferry.api.resources import BY_KIND
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "deploy" / "rbac"
-
-
-_SERVER = {"trackingUri": "http://127.0.0.1:1"}
-PROBE_SPECS = {
-    "MlflowExport": {"source": _SERVER, "objects": {}, "destination": {"pvc": {"claimName": "p"}}},
-    "MlflowImport": {"destination": _SERVER, "source": {"pvc": {"claimName": "p"}}},
-    "KiroframeSync": {"source": _SERVER, "schedule": "0 0 1 1 *",
-                      "kiroframe": {"url": "http://127.0.0.1:1", "tokenSecret": {"name": "p"}}},
-}
 
 
 @pytest.fixture(scope="session")
@@ -60,23 +50,6 @@ def ferry_crds(k8s_api: client.ApiClient) -> None:  # noqa: F811
         return True
 
     wait_for(established, 30, "CRDs established")
-    # An API server that just (re)installed a CRD can accept a status write and still drop it for
-    # a moment; wait until a status written to each kind sticks, so tests start on a settled API.
-    custom = client.CustomObjectsApi(k8s_api)
-    for kind in KINDS:
-        probe = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind.kind, "metadata": {"generateName": "probe-"},
-                 "spec": PROBE_SPECS[kind.kind]}
-        name = custom.create_namespaced_custom_object(GROUP, VERSION, "default", kind.plural, probe)["metadata"]["name"]
-
-        def sticks(plural: str = kind.plural, obj: str = name) -> bool:
-            custom.patch_namespaced_custom_object_status(GROUP, VERSION, "default", plural, obj,
-                                                         {"status": {"message": "probe"}})
-            time.sleep(0.5)
-            got = custom.get_namespaced_custom_object(GROUP, VERSION, "default", plural, obj)
-            return (got.get("status") or {}).get("message") == "probe"
-
-        wait_for(sticks, 60, f"status of {kind.plural} to stick")
-        custom.delete_namespaced_custom_object(GROUP, VERSION, "default", kind.plural, name)
 
 
 def apply_manifest(api: client.ApiClient, path: Path, namespace: str, kind_swap: dict[str, str] | None = None) -> None:

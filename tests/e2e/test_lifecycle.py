@@ -3,6 +3,8 @@ operator restart in the middle of a Job."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from mlflow import MlflowClient
 
@@ -50,8 +52,6 @@ def test_kiroframe_sync_schedule(operator, res, mlflow_src, kiroframe, unique) -
     names = {j.metadata.name for j in res.jobs("sync")}
     last = res.status("KiroframeSync", "sync")["lastScheduleTime"]
     wait_for(lambda: res.status("KiroframeSync", "sync")["nextScheduleTime"] > last, 30, "time to pass")
-    import time
-
     time.sleep(8)  # more than one scheduled time passes while suspended
     assert {j.metadata.name for j in res.jobs("sync")} <= names
     assert res.status("KiroframeSync", "sync")["lastScheduleTime"] == last
