@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     workload = WORKLOADS[args.workload or ("small" if args.quick else "medium")]
     if args.quick:
         workload = replace(workload, runs=min(workload.runs, QUICK_RUNS))
-    mode = "quick" if args.quick else "full"
+    mode = "quick" if args.quick else "full" if not args.only else "only-" + "-".join(args.scenarios)
     load_before = os.getloadavg()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="ferry-bench-"))
     stage = Stage(root=work / "servers", workers=args.workers)
