@@ -67,7 +67,7 @@ class Operator:
         self.kubeconfig, self.namespace, self.log_path = kubeconfig, namespace, log_path
         self.env = {
             **os.environ, "KUBECONFIG": str(kubeconfig), "FERRY_JOB_IMAGE": "mlflow-ferry:e2e",
-            "FERRY_SCHEDULE_TICK_SECONDS": "1", "FERRY_WAIT_POLL_SECONDS": "1",
+            "FERRY_SCHEDULE_TICK_SECONDS": "1",
             "FERRY_EXPORT_REF_GRACE_SECONDS": "15", **env,
         }  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None

@@ -5,3 +5,4 @@ operator; ``ferry operator`` does the same with its flags.
 """
 
 from ferry.controller import handlers as handlers
+from ferry.controller import periodic as periodic

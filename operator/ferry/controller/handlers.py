@@ -160,7 +160,7 @@ def _one_shot(spec: dict[str, Any], **_: Any) -> bool:
     return not spec.get("schedule")
 
 
-def _scheduled(spec: dict[str, Any], **_: Any) -> bool:
+def scheduled(spec: dict[str, Any], **_: Any) -> bool:
     return bool(spec.get("schedule"))
 
 
@@ -175,15 +175,6 @@ def reconcile_export(body: kopf.Body, **_: Any) -> None:
 @kopf.on.create(GROUP, "mlflowimports")
 @kopf.on.update(GROUP, "mlflowimports")
 def reconcile_import(body: kopf.Body, **_: Any) -> None:
-    reconcile_one_shot(MLFLOW_IMPORT, dict(body))
-
-
-def _waiting(status: dict[str, Any], **_: Any) -> bool:
-    return status.get("phase") == "Pending" and not status.get("jobName")
-
-
-@kopf.timer(GROUP, "mlflowimports", interval=settings.current().wait_poll_seconds, when=_waiting)
-def poll_waiting_import(body: kopf.Body, **_: Any) -> None:
     reconcile_one_shot(MLFLOW_IMPORT, dict(body))
 
 
@@ -337,7 +328,7 @@ def _owner(job: dict[str, Any]) -> tuple[Kind, dict[str, Any]] | None:
 
 
 def _is_scheduled(kind: Kind, resource: dict[str, Any]) -> bool:
-    return kind is KIROFRAME_SYNC or _scheduled(resource.get("spec") or {})
+    return kind is KIROFRAME_SYNC or scheduled(resource.get("spec") or {})
 
 
 def converge(job: dict[str, Any]) -> None:
@@ -419,17 +410,8 @@ def job_deleted(job: dict[str, Any]) -> None:
 
 # --- schedules: KiroframeSync, MlflowExport with schedule -------------------------------------------
 
-TICK = settings.current().schedule_tick_seconds
-
-
-@kopf.timer(GROUP, "kiroframesyncs", interval=TICK)
-def tick_kiroframe(body: kopf.Body, **_: Any) -> None:
-    tick(KIROFRAME_SYNC, dict(body))
-
-
-@kopf.timer(GROUP, "mlflowexports", interval=TICK, when=_scheduled)
-def tick_export(body: kopf.Body, **_: Any) -> None:
-    tick(MLFLOW_EXPORT, dict(body))
+# ferry.controller.periodic calls tick() for each of them on the operator's clock (no kopf timers:
+# they would put a finalizer on every scheduled object).
 
 
 def tick(kind: Kind, body: dict[str, Any]) -> None:

@@ -91,6 +91,23 @@ class Kube:
                 return None
             raise
 
+    def remove_finalizer(self, kind: Kind, namespace: str, name: str, finalizers: list[str], finalizer: str) -> None:
+        """Remove one finalizer, and only if it is still where it was seen (a JSON patch ``test``).
+
+        A merge patch would rewrite the whole list and could drop a finalizer someone else added
+        meanwhile; if the list changed, the patch is refused (422) and the next watch event retries.
+        """
+        at = f"/metadata/finalizers/{finalizers.index(finalizer)}"
+        try:
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, kind.plural, name,
+                [{"op": "test", "path": at, "value": finalizer}, {"op": "remove", "path": at}],
+                _content_type="application/json-patch+json", _preload_content=False,
+            )  # fmt: skip
+        except ApiException as err:
+            if err.status not in (404, 422):
+                raise
+
     @retry(retry=retry_if_exception_type(StatusNotServed), stop=stop_after_attempt(6), wait=wait_fixed(0.5),
            reraise=True)
     def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:

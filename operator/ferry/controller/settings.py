@@ -1,4 +1,4 @@
-"""Operator settings: defaults for the Jobs it creates and the pace of its timers.
+"""Operator settings: defaults for the Jobs it creates and the pace of its periodic look.
 
 Read from the environment (``FERRY_*``; the Helm chart sets them) and overridden by the
 ``ferry operator`` flags. Nothing here changes what a resource means; only how Jobs are dressed
@@ -26,8 +26,9 @@ class OperatorSettings(BaseSettings):
     job_memory_request: str = "256Mi"
     job_memory_limit: str = "2Gi"
     job_run_as_user: int = 65532
-    schedule_tick_seconds: float = Field(default=5.0, gt=0, description="How often schedules are looked at.")
-    wait_poll_seconds: float = Field(default=3.0, gt=0, description="How often a waiting import looks again.")
+    schedule_tick_seconds: float = Field(
+        default=5.0, gt=0, description="How often schedules, and imports waiting for their export, are looked at."
+    )
     export_ref_grace_seconds: float = Field(
         default=30.0, ge=0, description="How long an import waits for its MlflowExport to appear at all."
     )

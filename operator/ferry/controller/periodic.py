@@ -1,0 +1,136 @@
+"""What the operator does on its own clock, without putting finalizers on anyone's resources.
+
+kopf timers make every object they run on carry a finalizer (kopf must stop the timer before the
+object goes), so with the operator down or uninstalled, ``kubectl delete`` hangs and namespace
+deletion stalls; a CronJob or a Velero Schedule never does that. kopf indexes need no finalizer:
+they are kept from the watch stream alone. So the indexes below hold what needs a periodic look
+(schedules, imports waiting for their export) and ONE operator-wide loop looks at them every
+``schedule_tick_seconds`` with the same functions the timers called.
+
+The operator runs as a single replica (``--standalone``); the loop does not pause for kopf peering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import kopf
+
+from ferry.api import GROUP
+from ferry.api.resources import BY_KIND, KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.controller import handlers, settings
+
+log = logging.getLogger("ferry.controller")
+KOPF_FINALIZER = kopf.OperatorSettings().persistence.finalizer
+"""The marker kopf timers put on objects (older versions of this operator had timers)."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """One object's periodic look: ``action(body)``, in the kopf context it was indexed in.
+
+    ``kopf.event`` posts through context variables kopf sets only while it handles an object;
+    the loop runs outside of that, so each entry carries the context kopf indexed it in.
+    """
+
+    action: Callable[[dict[str, Any]], None]
+    body: dict[str, Any]
+    context: contextvars.Context = field(default_factory=contextvars.copy_context, compare=False)
+
+    @property
+    def name(self) -> str:
+        meta = self.body["metadata"]
+        return f"{self.body.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
+
+    def run(self) -> None:
+        self.context.copy().run(self.action, self.body)
+
+
+def _waiting(status: dict[str, Any], **_: Any) -> bool:
+    return status.get("phase") == "Pending" and not status.get("jobName")
+
+
+@kopf.index(GROUP, "kiroframesyncs")
+async def scheduled_syncs(body: kopf.Body, **_: Any) -> Work:
+    return Work(partial(handlers.tick, KIROFRAME_SYNC), dict(body))
+
+
+@kopf.index(GROUP, "mlflowexports", when=handlers.scheduled)
+async def scheduled_exports(body: kopf.Body, **_: Any) -> Work:
+    return Work(partial(handlers.tick, MLFLOW_EXPORT), dict(body))
+
+
+@kopf.index(GROUP, "mlflowimports", when=_waiting)
+async def waiting_imports(body: kopf.Body, **_: Any) -> Work:
+    return Work(partial(handlers.reconcile_one_shot, MLFLOW_IMPORT), dict(body))
+
+
+Indexes = Iterable[Mapping[Any, Collection[Work]]]  # kopf.Index[Any, Work] is one
+
+
+async def look(indexes: Indexes) -> None:
+    """One look at everything indexed, in threads (the Kubernetes client blocks); one failure
+    is logged and retried at the next look, as a timer would, without holding back the others."""
+    work = [entry for index in indexes for store in index.values() for entry in store]
+    results = await asyncio.gather(*(asyncio.to_thread(entry.run) for entry in work), return_exceptions=True)
+    for entry, result in zip(work, results, strict=True):
+        if isinstance(result, kopf.TemporaryError):
+            log.warning("%s: %s", entry.name, result)
+        elif isinstance(result, Exception):
+            log.error("%s: periodic look failed", entry.name, exc_info=result)
+
+
+async def look_forever(indexes: Indexes, interval: float) -> None:
+    while True:
+        await look(indexes)
+        await asyncio.sleep(interval)
+
+
+@kopf.on.startup()
+async def start_looking(
+    memo: kopf.Memo,
+    scheduled_syncs: kopf.Index[Any, Work],
+    scheduled_exports: kopf.Index[Any, Work],
+    waiting_imports: kopf.Index[Any, Work],
+    **_: Any,
+) -> None:
+    """The indexes are live views: the loop sees objects come, change and go as kopf watches."""
+    indexes = [scheduled_syncs, scheduled_exports, waiting_imports]
+    memo.looker = asyncio.create_task(look_forever(indexes, settings.current().schedule_tick_seconds))
+
+
+@kopf.on.cleanup()
+async def stop_looking(memo: kopf.Memo, **_: Any) -> None:
+    looker: asyncio.Task[None] | None = memo.get("looker")
+    if looker is not None:
+        looker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await looker
+
+
+# --- objects left with a finalizer by an older version ------------------------------------------
+
+
+def _has_kopf_finalizer(meta: kopf.Meta, **_: Any) -> bool:
+    return KOPF_FINALIZER in (meta.get("finalizers") or [])
+
+
+@kopf.on.event(GROUP, "kiroframesyncs", when=_has_kopf_finalizer)
+@kopf.on.event(GROUP, "mlflowexports", when=_has_kopf_finalizer)
+@kopf.on.event(GROUP, "mlflowimports", when=_has_kopf_finalizer)
+def release_finalizer(type: str, body: kopf.Body, **_: Any) -> None:
+    """Older versions ran timers, so their objects carry kopf's finalizer; nothing here needs it,
+    and left in place it would make deleting them hang whenever the operator is away."""
+    if type == "DELETED":
+        return
+    meta = body["metadata"]
+    handlers.kube().remove_finalizer(
+        BY_KIND[body["kind"]], meta["namespace"], meta["name"], list(meta["finalizers"]), KOPF_FINALIZER
+    )
