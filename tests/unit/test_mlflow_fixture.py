@@ -9,5 +9,4 @@ def test_the_two_servers_are_distinct_and_answer(mlflow_src: MlflowServer, mlflo
         reply = requests.post(f"{server.uri}/api/2.0/mlflow/experiments/search",
                               json={"max_results": 10}, timeout=10)
         assert reply.status_code == 200
-        names = [e["name"] for e in reply.json()["experiments"]]
-        assert names == ["Default"]
+        assert "Default" in [e["name"] for e in reply.json()["experiments"]]

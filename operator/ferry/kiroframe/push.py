@@ -153,6 +153,7 @@ class ImportClient:
             raise _Transient(f"connection failed ({type(err).__name__})") from None
         status = response.status_code
         if status in (401, 403):
+            self.stopped.set()  # every other record would be refused too: stop the queued sends now
             raise TokenRejected()
         if status == 429 or status >= 500:
             raise _Transient(_reason(response), _retry_after(response) if status == 429 else None)
@@ -184,6 +185,8 @@ def push(records: Iterable[Record], client: ImportClient, journal: DeliveryJourn
     lock = threading.Lock()
 
     def deliver(record: Record) -> None:
+        if client.stopped.is_set():  # queued before the push was stopped: leave it for the next run
+            return
         try:
             client.send(record.import_type, record.line)
         except RecordRejected as err:
