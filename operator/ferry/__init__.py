@@ -9,9 +9,6 @@ The package has one concern per subpackage:
 * :mod:`ferry.cli` holds the thin command-line entry points.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("mlflow-ferry")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it from here, the chart's appVersion
+# is tested against it. A literal, not importlib.metadata, so that every command starts fast.
+__version__ = "0.1.0"
