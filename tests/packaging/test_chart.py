@@ -3,6 +3,7 @@ same as the rest of the repository (CRDs, version, RBAC rules)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import tomllib
 from pathlib import Path
@@ -51,8 +52,9 @@ def test_chart_crds_are_the_generated_crds() -> None:
 
 def test_chart_app_version_is_the_package_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert chart["appVersion"] == project["version"] == __version__
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["dynamic"]["version"] == {"attr": "ferry.__version__"}
+    assert chart["appVersion"] == __version__ == importlib.metadata.version("mlflow-ferry")
     assert chart["apiVersion"] == "v2" and chart["name"] == "mlflow-ferry"
 
 
