@@ -211,12 +211,14 @@ def import_experiment(client: TrackingClient, in_dir: Path, experiment_name: str
     run_ids = [str(r) for r in doc["mlflow"].get("runs", [])]
     tracker = tracker or Tracker()
     tracker.add_total(len(run_ids))
+    known = run_engine.imported_index(client, result.experiment_id)
 
     def one(run_id: str) -> run_engine.RunImport | Exception:
         try:
             return run_engine.import_run(client, run_dir_of(in_dir, run_id), result.experiment_id,
                                          import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
-                                         mlmodel_fix=mlmodel_fix, resolve_parent=False, defer_delete=True)
+                                         mlmodel_fix=mlmodel_fix, resolve_parent=False, defer_delete=True,
+                                         known=known)
         except Exception as err:
             return err
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,16 +133,40 @@ def find_imported(client: TrackingClient, experiment_id: str, src_run_id: str,
     return [r for r in found if src_uri is None or tags_of(r["data"]).get(SOURCE_URI_TAG, src_uri) == src_uri]
 
 
+ImportedIndex = Mapping[str, list[JsonDict]]
+
+
+def imported_index(client: TrackingClient, experiment_id: str) -> ImportedIndex:
+    """Every run of the experiment that was imported by us, by source run id.
+
+    One paged search for a whole experiment import instead of one search per run; only what the
+    idempotency check reads is kept (run id, lifecycle stage and our tags), so an experiment of
+    many runs stays small in memory.
+    """
+    index: dict[str, list[JsonDict]] = defaultdict(list)
+    ours = (SOURCE_RUN_ID_TAG, SOURCE_URI_TAG, IMPORT_COMPLETE_TAG)
+    for run in client.search_runs([experiment_id], filter=f"tags.`{SOURCE_RUN_ID_TAG}` LIKE '%'",
+                                  run_view_type="ALL"):
+        tags = tags_of(run["data"])
+        if tags.get(SOURCE_RUN_ID_TAG):
+            index[tags[SOURCE_RUN_ID_TAG]].append({
+                "info": {k: run["info"].get(k) for k in ("run_id", "lifecycle_stage")},
+                "data": {"tags": [{"key": k, "value": tags[k]} for k in ours if k in tags]},
+            })
+    return index
+
+
 def import_run(client: TrackingClient, run_dir: Path, experiment_id: str, *, import_source_tags: bool = False,
                use_src_user_id: bool = False, mlmodel_fix: bool = True,
                parent_map: Mapping[str, str] | None = None, resolve_parent: bool = True,
-               defer_delete: bool = False) -> RunImport:
+               defer_delete: bool = False, known: ImportedIndex | None = None) -> RunImport:
     """Import the run in `run_dir` into experiment `experiment_id`; idempotent.
 
     `parent_map` maps source run ids to destination run ids already known (an experiment
     import); with `resolve_parent`, a parent not in it is looked up in the destination
     experiment by its source-id tag. When the parent is not imported (yet), the run is imported
-    without ``mlflow.parentRunId``; `link_parent` sets it later.
+    without ``mlflow.parentRunId``; `link_parent` sets it later. `known` is an `imported_index`
+    of the destination experiment taken before this import started (saves a search per run).
     """
     doc = read_run(run_dir)
     src = doc["mlflow"]
@@ -151,7 +176,12 @@ def import_run(client: TrackingClient, run_dir: Path, experiment_id: str, *, imp
     src_tags: dict[str, str] = {k: str(v) for k, v in (src.get("tags") or {}).items()}
     src_parent = src_tags.get(PARENT_TAG)
 
-    for existing in find_imported(client, experiment_id, src_run_id, src_uri):
+    if known is None:
+        previous = find_imported(client, experiment_id, src_run_id, src_uri)
+    else:
+        previous = [r for r in known.get(src_run_id, [])
+                    if tags_of(r["data"]).get(SOURCE_URI_TAG, src_uri) == src_uri]
+    for existing in previous:
         if tags_of(existing["data"]).get(IMPORT_COMPLETE_TAG) == "true":
             dst_id = existing["info"]["run_id"]
             pending = _source_deleted(info) and existing["info"].get("lifecycle_stage") != "deleted"

@@ -106,12 +106,14 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, *, experiment
         found = True
         exp = client.get_or_create_experiment(options.experiment_name)
         imported = []
+        known = run_engine.imported_index(client, str(exp["experiment_id"]))
         for run_dir in run_dirs:
             tracker.add_total()
             try:
                 imported.append(run_engine.import_run(
                     client, run_dir, str(exp["experiment_id"]), import_source_tags=options.import_source_tags,
-                    use_src_user_id=options.use_src_user_id, mlmodel_fix=options.mlmodel_fix, defer_delete=True))
+                    use_src_user_id=options.use_src_user_id, mlmodel_fix=options.mlmodel_fix, defer_delete=True,
+                    known=known))
                 counts.runs += 1
                 tracker.advance()
             except FerryError as err:
