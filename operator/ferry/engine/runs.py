@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def export_run(client: TrackingClient, run: str | JsonDict, out_dir: Path, *,
     for key in {m["key"] for m in run.get("data", {}).get("metrics", [])} - set(histories):
         histories[key] = list(client.get_metric_history(run_id, key))
     write_export_file(out_dir, RUN_JSON, script="export_run.py", tracking_uri=client.uri,
-                      mlflow=run_document(run, histories))
+                      mlflow=run_document(run, histories), compact=True)
     return RunExport(run_id, out_dir, nbytes)
 
 
@@ -210,7 +211,10 @@ def import_run(client: TrackingClient, run_dir: Path, experiment_id: str, *, imp
     )
     datasets = (src.get("inputs") or {}).get("dataset_inputs") or []
     if datasets:
-        client.log_inputs(dst_id, [{"dataset": d["dataset"], "tags": d.get("tags", [])} for d in datasets])
+        # MLflow checks, then inserts a dataset: two runs logging the same new dataset at once can
+        # both insert it and one fails on the unique constraint. One at a time per experiment.
+        with _dataset_lock(experiment_id):
+            client.log_inputs(dst_id, [{"dataset": d["dataset"], "tags": d.get("tags", [])} for d in datasets])
     artifacts = run_dir / "artifacts"
     if artifacts.is_dir():
         _upload_artifacts(client, dst["info"]["artifact_uri"], artifacts, dst_id if mlmodel_fix else None)
@@ -270,6 +274,15 @@ def _upload_artifacts(client: TrackingClient, artifact_uri: str, local: Path, ml
                 store.upload_bytes(fixed.encode("utf-8"), rel)
                 continue
         store.upload_file(path, rel)
+
+
+_DATASET_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_DATASET_LOCKS_GUARD = threading.Lock()
+
+
+def _dataset_lock(experiment_id: str) -> threading.Lock:
+    with _DATASET_LOCKS_GUARD:
+        return _DATASET_LOCKS[experiment_id]
 
 
 def _source_deleted(info: Mapping[str, Any]) -> bool:
