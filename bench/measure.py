@@ -1,7 +1,10 @@
 """Run one tool invocation and measure what it cost: wall time, peak RSS, MLflow requests, server CPU.
 
 Peak RSS comes from the kernel's own accounting (`wait4` rusage of the tool and every descendant
-it waited for), so nothing samples and nothing is missed between samples. Requests are counted in
+it waited for), so nothing samples and nothing is missed between samples. The tool is started
+through GNU time, which reports its child's rusage: Linux folds the RSS a process had when it was
+forked into the child's peak, so a tool forked straight from this (much larger) harness would
+never measure below the harness's own size. Requests are counted in
 the MLflow servers' access logs (uvicorn writes one line per request), which counts what the
 server actually served, whatever client library the tool used. Server CPU is the user+system
 time the server's process tree spent while the tool ran: it tells whether a tool is bounded by
@@ -24,6 +27,7 @@ import psutil
 # uvicorn's access log: `INFO:     127.0.0.1:50448 - "GET /api/2.0/mlflow/runs/get?... HTTP/1.1" 200 OK`
 ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE|HEAD) (\S+) HTTP/[\d.]+" (\d{3})')
 IGNORED_PATHS = ("/health",)
+GNU_TIME = "/usr/bin/time"  # Debian package `time`
 
 
 @dataclass
@@ -98,20 +102,22 @@ def run_measured(argv: Sequence[str], *, env: dict[str, str], log_path: Path, lo
         log.mark()
     cpu_before = sum(tree_cpu_seconds(pid) for pid in server_pids)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    rss_path = log_path.with_name(log_path.name + ".maxrss")
     with log_path.open("wb") as out:
         began = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd)
+        proc = subprocess.Popen([GNU_TIME, "--quiet", "-f", "%M", "-o", str(rss_path), *argv], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         status, rusage = _wait(proc, timeout)
         seconds = time.perf_counter() - began
     returncode = os.waitstatus_to_exitcode(status)
+    peak_kb = _reported_kb(rss_path) or rusage.ru_maxrss
     server_cpu = sum(tree_cpu_seconds(pid) for pid in server_pids) - cpu_before
     # The log line of the last answer may land a moment after the client has read it.
     time.sleep(0.2)
     endpoints: Counter[str] = Counter()
     for log in logs:
         endpoints += log.requests_since_mark()
-    return Sample(seconds=seconds, peak_rss_mb=rusage.ru_maxrss / 1024, requests=endpoints.total(),
+    return Sample(seconds=seconds, peak_rss_mb=peak_kb / 1024, requests=endpoints.total(),
                   server_cpu_seconds=max(server_cpu, 0.0), returncode=returncode,
                   error="" if returncode == 0 else _last_line(log_path), endpoints=dict(endpoints))
 
@@ -130,6 +136,15 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, os.struct
             proc.returncode = os.waitstatus_to_exitcode(status)
             return status, rusage
         time.sleep(0.02)
+
+
+def _reported_kb(path: Path) -> int | None:
+    """GNU time's %M (peak RSS of the tool's tree, KiB); None when the tool was killed before it wrote."""
+    try:
+        lines = path.read_text().split()
+    except OSError:
+        return None
+    return int(lines[-1]) if lines and lines[-1].isdigit() else None
 
 
 def _last_line(path: Path) -> str:

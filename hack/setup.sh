@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the demo need on a fresh machine, idempotently:
-#   - Debian packages (etcd, Go and openssl for the control plane),
+#   - Debian packages (etcd, Go and openssl for the control plane; GNU time for the benchmarks),
 #   - the Python virtualenv .venv with this package and its test extra, pinned by constraints.txt
 #     (the same pins the image is built with), and the Helm SDK,
 #   - the control plane (kube-apiserver, kube-controller-manager; cached after the first build),
 #   - the peer tools in their own virtualenvs (for interop tests and benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# GNU time: the benchmarks (and their tests) read a tool's peak RSS from it.
+if [[ ! -x /usr/bin/time ]]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+fi
 
 PYTHON="${PYTHON:-python3}"
 if [[ ! -x .venv/bin/python ]]; then
