@@ -48,7 +48,7 @@ def operator(
         "FERRY_JOB_SERVICE_ACCOUNT": job_service_account,
         "FERRY_SCHEDULE_TICK_SECONDS": None if schedule_tick_seconds is None else str(schedule_tick_seconds),
     }
-    # Settings are read from the environment when the handlers are imported (timer intervals).
+    # Flags win over FERRY_* variables: put them in the environment the settings are read from.
     os.environ.update({k: v for k, v in overrides.items() if v is not None})
     import kopf
 
