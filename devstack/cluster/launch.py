@@ -58,10 +58,19 @@ def main(plan_path):
         _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
         # Parents before children, so a mount inside another volume's mount path lands on top.
         mounts = sorted(plan["mounts"], key=lambda m: m[1].rstrip("/").count("/"))
+        # The "image" is this machine's own tree (the interpreter, the project): a volume mounted
+        # over one of its parents (an emptyDir on /tmp while the project lives under /tmp) would
+        # hide it, so such a path is bound back inside the volume, as an image's files would be.
+        targets = [target.rstrip("/") for _, target, _ in mounts]
+        hidden = [path for path in plan.get("image", [])
+                  if any(path.startswith(target + "/") for target in targets)]
         held = [os.open(source, os.O_PATH) for source, _, _ in mounts]
+        held_image = [os.open(path, os.O_PATH) for path in hidden]
         for fd, (_, target, read_only) in zip(held, mounts, strict=True):
             _bind(f"/proc/self/fd/{fd}", target, read_only)
-        for fd in held:
+        for fd, path in zip(held_image, hidden, strict=True):
+            _bind(f"/proc/self/fd/{fd}", path, False)
+        for fd in held + held_image:
             os.close(fd)
         if plan.get("gid") is not None:
             os.setgroups(plan.get("groups", []))

@@ -30,6 +30,9 @@ from devstack.cluster.volumes import Mount, VolumeContext, VolumeNotReady, conta
 log = logging.getLogger("kubelet")
 
 LAUNCHER = Path(__file__).with_name("launch.py")
+# What stands for a container image here: the project (an editable install's sources) and the
+# interpreters its virtualenv runs on. The launcher keeps them visible under any volume.
+IMAGE_PATHS = sorted({str(Path(__file__).resolve().parents[2]), sys.prefix, sys.base_prefix})
 TERMINAL = ("Succeeded", "Failed")
 MAX_MESSAGE = 4096
 FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
@@ -309,7 +312,7 @@ class PodWorker(threading.Thread):
         uid, gid, groups = self._identity(spec)
         return {"argv": argv, "env": env, "cwd": spec.get("workingDir") or "/",
                 "mounts": [[m.source, m.target, m.read_only] for m in mounts],
-                "uid": uid, "gid": gid, "groups": groups,
+                "uid": uid, "gid": gid, "groups": groups, "image": IMAGE_PATHS,
                 "start_error": str(self.pod_dir / f"{run.name}.start-error")}
 
     def _identity(self, spec: Obj) -> tuple[int | None, int | None, list[int]]:
