@@ -47,6 +47,10 @@ def test_deleted_while_the_operator_is_away(operator, res) -> None:
 
     wait_for(lambda: res.status("KiroframeSync", "nightly").get("nextScheduleTime"), 30, "the sync's schedule looked at")
     wait_for(lambda: res.status("MlflowExport", "weekly").get("nextScheduleTime"), 30, "the export's schedule looked at")
+    for kind, name in (("KiroframeSync", "nightly"), ("MlflowExport", "weekly")):
+        status = res.status(kind, name)  # what `kubectl get` shows before the first run
+        assert status["phase"] == "Pending"
+        assert status["message"] == f"Waiting for the first run at {status['nextScheduleTime']}"
     res.wait_event("restore", "WaitingForExport")
     assert res.status("MlflowImport", "restore")["phase"] == "Pending"
     wait_for(lambda: not finalizers(res, "MlflowExport", "weekly"), 30, "the old finalizer released")

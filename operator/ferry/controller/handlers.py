@@ -433,6 +433,11 @@ def tick(kind: Kind, body: dict[str, Any]) -> None:
     if old.get("nextScheduleTime") != schedule.format_time(plan.next):
         status["nextScheduleTime"] = schedule.format_time(plan.next)
     missed = (old.get("missedRuns") or 0) + plan.missed
+    if not old.get("phase"):  # a new schedule says so, rather than showing no phase at all
+        waiting = ("Suspended: no run starts while spec.suspend is true" if model.suspend
+                   else f"Waiting for the first run at {schedule.format_time(plan.next)}")
+        status = with_conditions({**status, "message": waiting}, old, "Pending", "WaitingForSchedule", waiting,
+                                 meta.get("generation"))  # fmt: skip
     if model.suspend or (plan.due is None and not plan.missed):
         if status:
             patch(kind, meta, status)
