@@ -12,11 +12,11 @@ at run time (the whole dependency closure, not only the direct ones).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+import generated  # hack/generated.py: scripts here run with hack/ first on sys.path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -55,18 +55,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when constraints.txt is stale")
-    args = parser.parse_args(argv)
-    wanted = render()
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text() != wanted:
-            print("Error: constraints.txt is stale; run `python hack/constraints.py`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(wanted)
-    print(TARGET.name)
-    return 0
+    return generated.main(TARGET, render, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

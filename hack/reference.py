@@ -10,12 +10,13 @@ server accepts: a test runs `--check`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import generated  # hack/generated.py: scripts here run with hack/ first on sys.path
 
 from ferry.api import API_VERSION, KINDS, Kind
 from ferry.api.crds import crd
@@ -104,19 +105,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when docs/reference.md is stale")
-    args = parser.parse_args(argv)
-    wanted = render()
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text() != wanted:
-            print("Error: docs/reference.md is stale; run `python hack/reference.py`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.parent.mkdir(exist_ok=True)
-    TARGET.write_text(wanted)
-    print(TARGET.relative_to(ROOT))
-    return 0
+    return generated.main(TARGET, render, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
