@@ -225,19 +225,9 @@ def _start_status(body: dict[str, Any], job_name: str, reason: str, extra: dict[
 
 
 def start_export(body: dict[str, Any], spec: Any) -> None:
-    meta = body["metadata"]
-    job_name = one_shot_job_name(meta["name"], meta["uid"])
     sub_path = spec.destination.pvc.sub_path.strip("/")
-    payload = JobPayload(
-        kind=MLFLOW_EXPORT.kind, name=meta["name"], namespace=meta["namespace"], spec=body["spec"],
-        output_path=_in_data(sub_path),
-    )  # fmt: skip
-    job = build_job(
-        MLFLOW_EXPORT, body, payload, job_name=job_name, settings=settings.current(),
-        claim_name=spec.destination.pvc.claim_name, annotations={PATH_ANNOTATION: sub_path},
-    )  # fmt: skip
-    if create_job(MLFLOW_EXPORT, body, job) is not None:
-        patch(MLFLOW_EXPORT, meta, _start_status(body, job_name, "JobCreated", {}))
+    _start_one_shot(MLFLOW_EXPORT, body, spec.destination.pvc.claim_name, sub_path, read_only=False,
+                    paths={"output_path": _in_data(sub_path)}, status={})
 
 
 def _in_data(sub_path: str) -> str:
@@ -245,7 +235,6 @@ def _in_data(sub_path: str) -> str:
 
 
 def start_import(body: dict[str, Any], spec: Any) -> None:
-    meta = body["metadata"]
     if spec.source.pvc is not None:
         claim, sub_path = spec.source.pvc.claim_name, spec.source.pvc.sub_path.strip("/")
     else:
@@ -253,17 +242,22 @@ def start_import(body: dict[str, Any], spec: Any) -> None:
         if found is None:
             return
         claim, sub_path = found
+    _start_one_shot(MLFLOW_IMPORT, body, claim, sub_path, read_only=True,
+                    paths={"input_path": _in_data(sub_path)}, status={"sourcePath": sub_path})
+
+
+def _start_one_shot(kind: Kind, body: dict[str, Any], claim: str, sub_path: str, *, read_only: bool,
+                    paths: dict[str, str], status: dict[str, Any]) -> None:
+    """Create the one Job of a one-shot resource (its name is fixed by the uid) and say so in status."""
+    meta = body["metadata"]
     job_name = one_shot_job_name(meta["name"], meta["uid"])
-    payload = JobPayload(
-        kind=MLFLOW_IMPORT.kind, name=meta["name"], namespace=meta["namespace"], spec=body["spec"],
-        input_path=_in_data(sub_path),
-    )  # fmt: skip
+    payload = JobPayload(kind=kind.kind, name=meta["name"], namespace=meta["namespace"], spec=body["spec"], **paths)
     job = build_job(
-        MLFLOW_IMPORT, body, payload, job_name=job_name, settings=settings.current(),
-        claim_name=claim, claim_read_only=True, annotations={PATH_ANNOTATION: sub_path},
+        kind, body, payload, job_name=job_name, settings=settings.current(),
+        claim_name=claim, claim_read_only=read_only, annotations={PATH_ANNOTATION: sub_path},
     )  # fmt: skip
-    if create_job(MLFLOW_IMPORT, body, job) is not None:
-        patch(MLFLOW_IMPORT, meta, _start_status(body, job_name, "JobCreated", {"sourcePath": sub_path}))
+    if create_job(kind, body, job) is not None:
+        patch(kind, meta, _start_status(body, job_name, "JobCreated", status))
 
 
 def resolve_export(body: dict[str, Any], ref: str) -> tuple[str, str] | None:
