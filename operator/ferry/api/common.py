@@ -6,10 +6,13 @@ model validates what a user applied, renders the CRD schema and serialises the s
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
+
+from ferry.outcome import Counts, Phase
+from ferry.wire import WireModel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -21,20 +24,50 @@ HTTP_URL = r"^https?://[^/\s]+\S*$"
 PRESERVE_UNKNOWN = {"x-kubernetes-preserve-unknown-fields": True}
 
 
-class ApiModel(BaseModel):
-    """camelCase on the wire; unknown fields are an error (the API server prunes them anyway)."""
+ApiModel = WireModel
+STORED = "stored"  # validation context: the model is read back from the API server
+
+
+class StatusModel(WireModel):
+    """A part of a status we write: built by keyword (a misspelt field is an error), read leniently.
+
+    `wire` is a merge patch: exactly the fields that were set, a field set to None removes it,
+    and an empty string is sent as None (the 1.20 API server reads "" as null and refuses it).
+    `read` takes what the API server holds and ignores fields it does not know (a newer
+    operator's), so status written by one version is readable by another.
+    """
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_unknown_when_stored(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and info.context and info.context.get(STORED):
+            known = {name for name in cls.model_fields} | {f.alias for f in cls.model_fields.values() if f.alias}
+            return {key: value for key, value in data.items() if key in known}
+        return data
+
+    @classmethod
+    def read(cls, data: dict[str, Any] | None) -> Self:
+        return cls.model_validate(data or {}, context={STORED: True})
+
     def wire(self) -> dict[str, Any]:
-        """The JSON shape Kubernetes stores: camelCase, no unset optional fields."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The fields that were set, as a merge patch: a value replaces the stored one whole."""
+        nested = self.model_dump(mode="json", by_alias=True, exclude_none=True, include=self.model_fields_set)
+        patch: dict[str, Any] = {}
+        for name in self.model_fields_set:
+            key = type(self).model_fields[name].alias or name
+            patch[key] = _without_empty_strings(nested.get(key))
+        return patch
 
 
-class StatusModel(ApiModel):
-    """Status is written by us; reading it back must tolerate fields of newer versions."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+def _without_empty_strings(value: Any) -> Any:
+    """None for "", recursively dropping such keys inside objects (absent and null read the same)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in ((k, _without_empty_strings(v)) for k, v in value.items()) if v is not None}
+    if isinstance(value, list):
+        return [_without_empty_strings(v) for v in value]
+    return None if value == "" else value
 
 
 Name = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
@@ -152,8 +185,6 @@ CRON_DESCRIPTION = (
 
 # --- status -------------------------------------------------------------------------------------
 
-Phase = Literal["Pending", "Running", "Succeeded", "PartiallyFailed", "Failed", "FailedValidation"]
-TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "PartiallyFailed", "Failed", "FailedValidation"})
 DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
@@ -169,18 +200,16 @@ class Condition(StatusModel):
 
 
 class ProgressStatus(StatusModel):
-    total: int = 0
-    done: int = 0
-    failed: int = 0
+    """Live progress of the running Job, patched by the Job itself."""
+
+    total: int = Field(default=0, description="Objects to carry, as far as known yet.")
+    done: int = Field(default=0, description="Objects carried.")
+    failed: int = Field(default=0, description="Objects that failed.")
     summary: str = Field(default="", description="done/total, for the printer column.")
 
-
-class CountsStatus(StatusModel):
-    experiments: int = 0
-    runs: int = 0
-    models: int = 0
-    versions: int = 0
-    bytes: int = 0
+    @classmethod
+    def of(cls, total: int, done: int, failed: int) -> ProgressStatus:
+        return cls(total=total, done=done, failed=failed, summary=f"{done}/{total}")
 
 
 class BaseStatus(StatusModel):
@@ -191,7 +220,7 @@ class BaseStatus(StatusModel):
     start_time: DateTime | None = None
     completion_time: DateTime | None = None
     progress: ProgressStatus | None = None
-    counts: CountsStatus | None = None
+    counts: Counts | None = None
     message: str | None = None
     failed: list[str] | None = Field(default=None, description="Objects that failed, each with its reason.")
     validation_errors: list[str] | None = None
@@ -209,7 +238,7 @@ class RunResult(StatusModel):
     job_name: str
     scheduled_time: DateTime | None = None
     completion_time: DateTime | None = None
-    counts: CountsStatus | None = None
+    counts: Counts | None = None
     message: str | None = None
     path: str | None = None
 

@@ -136,9 +136,16 @@ def crd(kind: Kind) -> dict[str, Any]:
     }
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Shared schema parts (an enum used twice) are written out in full, never as YAML anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render(kind: Kind) -> str:
     header = "# Generated from ferry.api by `ferry crds`; do not edit by hand.\n"
-    return header + yaml.safe_dump(crd(kind), sort_keys=False, width=120)
+    return header + yaml.dump(crd(kind), Dumper=_NoAliases, sort_keys=False, width=120)
 
 
 def file_name(kind: Kind) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from ferry.api.common import (
@@ -16,35 +14,7 @@ from ferry.api.common import (
     ScheduleStatus,
     TrackingServer,
 )
-
-
-class ModelVersionRef(ApiModel):
-    model: str = Field(min_length=1, description="Registered model name.")
-    version: str = Field(pattern=r"^[1-9][0-9]*$", description="Version number.")
-
-
-class ExportObjects(ApiModel):
-    """What to export; '*' in a list means all of that kind."""
-
-    experiments: list[str] = Field(default_factory=list, description="Experiment names or ids, or '*'.")
-    run_ids: list[str] = Field(default_factory=list, description="Single runs by id.")
-    models: list[str] = Field(default_factory=list, description="Registered model names, or '*'.")
-    model_versions: list[ModelVersionRef] = Field(default_factory=list, description="Single model versions.")
-
-
-class ExportOptions(ApiModel):
-    run_start_time: str | None = Field(
-        default=None, description="Only runs started at or after this time (ISO 8601, e.g. 2024-01-31)."
-    )
-    export_deleted_runs: bool = False
-    check_nested_runs: bool = Field(default=False, description="Also export the children of exported runs.")
-    stages: list[Literal["None", "Staging", "Production", "Archived"]] = Field(
-        default_factory=list, description="Only model versions in these stages (excludes 'versions')."
-    )
-    versions: list[str] = Field(default_factory=list, description="Only these model versions (excludes 'stages').")
-    export_latest_versions: bool = False
-    export_version_model: bool = Field(default=False, description="Also export each version's MLmodel artifacts.")
-    include_artifacts: bool = True
+from ferry.options import ExportOptions, Selection
 
 
 class ExportDestination(ApiModel):
@@ -53,7 +23,7 @@ class ExportDestination(ApiModel):
 
 class MlflowExportSpec(ScheduleSpec):
     source: TrackingServer
-    objects: ExportObjects
+    objects: Selection
     options: ExportOptions | None = None
     destination: ExportDestination
     schedule: str | None = Field(

@@ -15,20 +15,12 @@ from ferry.api.common import (
     SecretKeyRef,
     TrackingServer,
 )
+from ferry.options import KiroframeOptions
 
 
 class KiroframeTarget(ApiModel):
     url: str = Field(pattern=HTTP_URL, max_length=2048, description="Kiroframe base URL.")
     token_secret: SecretKeyRef = Field(description="Secret key holding the profiling token.")
-
-
-class KiroframeOptions(ApiModel):
-    export_models: bool = True
-    include_schema_profile: bool = False
-    download_artifacts: bool = False
-    experiment_page_size: int = Field(default=100, ge=1, le=1000)
-    run_page_size: int = Field(default=1000, ge=1, le=10000)
-    incremental: bool = Field(default=True, description="Only runs changed since the last sync's watermark.")
 
 
 class KiroframeSyncSpec(ScheduleSpec):

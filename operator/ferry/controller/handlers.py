@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 
 from ferry.api import GROUP, Kind
-from ferry.api.common import TERMINAL_PHASES
+from ferry.outcome import TERMINAL_PHASES
 from ferry.api.job import DATA_DIR, JobPayload
 from ferry.api.resources import BY_KIND, KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
 from ferry.controller import schedule, settings
