@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ferry.controller.schedule import cron_error, plan, zone_error
+from ferry.controller.cron import cron_error, plan, zone_error
 
 
 def t(text: str) -> datetime:

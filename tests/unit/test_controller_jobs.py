@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ferry.api.job import ENV_VAR, JobPayload
+from ferry.api.job import ENV_VAR
 from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT
 from ferry.controller.jobs import build_job, one_shot_job_name, scheduled_job_name
+from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
 
 SETTINGS = OperatorSettings(job_image="ferry:test", job_backoff_limit=2)
@@ -30,11 +31,10 @@ EXPORT_SPEC = {
 
 
 def export_job() -> dict:
-    payload = JobPayload(kind="MlflowExport", name="nightly", namespace="ml", spec=EXPORT_SPEC, output_path="/data/x")
-    return build_job(
-        MLFLOW_EXPORT, body("MlflowExport", EXPORT_SPEC), payload, job_name="nightly-abcde",
-        settings=SETTINGS, claim_name="backups",
-    )  # fmt: skip
+    resource = Resource(MLFLOW_EXPORT, body("MlflowExport", EXPORT_SPEC))
+    spec = MLFLOW_EXPORT.spec.model_validate(EXPORT_SPEC)
+    return build_job(resource, spec, job_name="nightly-abcde", settings=SETTINGS, claim_name="backups",
+                     output_path="/data/x")
 
 
 def test_job_is_owned_labelled_and_takes_spec_job_over_defaults() -> None:
@@ -87,8 +87,9 @@ def test_kiroframe_token_comes_from_secret_key_ref() -> None:
         "kiroframe": {"url": "https://kf.example", "tokenSecret": {"name": "kf", "key": "profiling"}},
         "schedule": "*/5 * * * *",
     }
-    payload = JobPayload(kind="KiroframeSync", name="nightly", namespace="ml", spec=spec, watermark=42)
-    job = build_job(KIROFRAME_SYNC, body("KiroframeSync", spec), payload, job_name="n-1", settings=SETTINGS)
+    resource = Resource(KIROFRAME_SYNC, body("KiroframeSync", spec))
+    job = build_job(resource, KIROFRAME_SYNC.spec.model_validate(spec), job_name="n-1", settings=SETTINGS,
+                    watermark=42)
     container = job["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     assert env["KIROFRAME_TOKEN"] == {

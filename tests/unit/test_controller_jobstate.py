@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from ferry.controller.status import (
-    job_state,
-    outcome_of,
-    pod_termination,
-    result_status,
-    set_condition,
-)
+from datetime import UTC, datetime
+
+from ferry.api.resources import MLFLOW_EXPORT
+from ferry.controller.convergence import converge
+from ferry.controller.jobstate import job_state, outcome_of, pod_termination
+from ferry.controller.phases import set_condition
+from ferry.controller.resource import Resource
 from ferry.outcome import Counts, Outcome
+
+NOW = datetime(2024, 1, 1, 12, tzinfo=UTC)
 
 
 def job(status: dict) -> dict:
@@ -64,18 +66,24 @@ def test_complete_job_without_result_is_succeeded() -> None:
 
 
 def test_condition_transition_time_moves_only_with_status() -> None:
-    first = set_condition(None, "Succeeded", "Unknown", "JobCreated", "m", 1)
-    first[0]["lastTransitionTime"] = "2000-01-01T00:00:00Z"
-    same = set_condition(first, "Succeeded", "Unknown", "Running", "m2", 1)
-    assert same[0]["lastTransitionTime"] == "2000-01-01T00:00:00Z" and same[0]["reason"] == "Running"
-    moved = set_condition(same, "Succeeded", "True", "Succeeded", "", 1)
-    assert moved[0]["lastTransitionTime"] != "2000-01-01T00:00:00Z"
-    assert len(set_condition(moved, "Validated", "True", "SpecValid", "", 1)) == 2
+    first = set_condition(None, "Succeeded", "Unknown", "JobCreated", "m", 1, NOW)
+    first[0].last_transition_time = "2000-01-01T00:00:00Z"
+    same = set_condition(first, "Succeeded", "Unknown", "Running", "m2", 1, NOW)
+    assert same[0].last_transition_time == "2000-01-01T00:00:00Z" and same[0].reason == "Running"
+    moved = set_condition(same, "Succeeded", "True", "Succeeded", "", 1, NOW)
+    assert moved[0].last_transition_time != "2000-01-01T00:00:00Z"
+    assert len(set_condition(moved, "Validated", "True", "SpecValid", "", 1, NOW)) == 2
 
 
 def test_result_status_fields() -> None:
-    state = job_state(job({"conditions": [{"type": "Complete", "status": "True"}], "completionTime": "T"}))
-    status = result_status(Outcome(counts=Counts(experiments=1, runs=2)), state)
-    assert status["phase"] == "Succeeded" and status["completionTime"] == "T"
-    assert status["counts"]["runs"] == 2 and status["failed"] is None
-    assert status["message"] == "done: 1 experiments, 2 runs, 0 models, 0 versions"
+    done = job({"conditions": [{"type": "Complete", "status": "True"}], "completionTime": "T"})
+    done["metadata"]["annotations"] = {}
+    done["spec"] = {"template": {"spec": {"volumes": []}}}
+    export = Resource(MLFLOW_EXPORT, {"metadata": {"name": "e", "namespace": "ns", "uid": "u", "generation": 1,
+                                                   "creationTimestamp": "2024-01-01T00:00:00Z"},
+                                      "spec": {}, "status": {"phase": "Running", "jobName": "j"}})
+    result = Outcome(counts=Counts(experiments=1, runs=2)).to_termination_message()
+    patch = converge(export, done, [pod(result, 0, "2024-01-01T00:00:09Z")], NOW)[0].status.wire()
+    assert patch["phase"] == "Succeeded" and patch["completionTime"] == "T"
+    assert patch["counts"]["runs"] == 2 and patch["failed"] is None
+    assert patch["message"] == "done: 1 experiments, 2 runs, 0 models, 0 versions"

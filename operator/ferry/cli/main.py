@@ -52,9 +52,6 @@ def operator(
     os.environ.update({k: v for k, v in overrides.items() if v is not None})
     import kopf
 
-    from ferry.controller import settings
-
-    settings.configure()
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
     import ferry.controller  # noqa: F401  (registers the handlers)
 

@@ -11,15 +11,21 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from pydantic import BaseModel
+
 from ferry.api import API_VERSION, Kind
-from ferry.api.common import JobSettings
+from ferry.api.common import JobSettings, TrackingServer
 from ferry.api.job import DATA_DIR, ENV_VAR, KIROFRAME_TOKEN_ENV, SCRATCH_DIR, TERMINATION_LOG, JobPayload
+from ferry.api.kiroframe import KiroframeSyncSpec
+from ferry.api.mlflow_import import MlflowImportSpec
+from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
 
 KIND_LABEL = "ferry.dev/kind"
 NAME_LABEL = "ferry.dev/name"
 PATH_ANNOTATION = "ferry.dev/path"
 SCHEDULED_ANNOTATION = "ferry.dev/scheduled-time"
+RECORDED_ANNOTATION = "ferry.dev/recorded"  # the Job's result is in its resource's status
 MAX_NAME = 63  # a Job's name becomes the pods' `job-name` label value
 
 
@@ -33,6 +39,11 @@ def scheduled_job_name(name: str, scheduled_unix: int) -> str:
     """``<resource>-<unix time of the scheduled run>``, as a CronJob names its Jobs."""
     suffix = str(scheduled_unix)
     return f"{name[: MAX_NAME - len(suffix) - 1].rstrip('-.')}-{suffix}"
+
+
+def in_data(sub_path: str) -> str:
+    """The directory inside the Job's container for `sub_path` of the mounted claim."""
+    return f"{DATA_DIR}/{sub_path}".rstrip("/") if sub_path else DATA_DIR
 
 
 def labels(kind: Kind, name: str) -> dict[str, str]:
@@ -58,20 +69,26 @@ def owner_reference(kind: Kind, name: str, uid: str) -> dict[str, Any]:
 
 
 def build_job(
-    kind: Kind,
-    body: dict[str, Any],
-    payload: JobPayload,
+    resource: Resource,
+    spec: BaseModel,
     *,
     job_name: str,
     settings: OperatorSettings,
     claim_name: str | None = None,
     claim_read_only: bool = False,
     annotations: dict[str, str] | None = None,
+    **resolved: Any,
 ) -> dict[str, Any]:
-    meta = body["metadata"]
-    spec = body.get("spec") or {}
-    job = JobSettings.model_validate(spec.get("job") or {})
-    lbls = labels(kind, meta["name"])
+    """The Job for one piece of work on `resource`, whose validated spec is `spec`.
+
+    `resolved` are the `JobPayload` fields the operator worked out for this run (paths inside
+    the volume, the watermark, the scheduled time).
+    """
+    kind = resource.kind
+    payload = JobPayload(kind=kind.kind, name=resource.name, namespace=resource.namespace,
+                         spec=resource.spec, **resolved)  # fmt: skip
+    job: JobSettings = getattr(spec, "job", None) or JobSettings()
+    lbls = labels(kind, resource.name)
     mounts = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
     volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
     if claim_name:
@@ -84,7 +101,7 @@ def build_job(
         "image": job.image or settings.job_image,
         "imagePullPolicy": job.image_pull_policy or settings.job_image_pull_policy,
         "command": ["ferry", "job"],
-        "env": _env(kind, spec, payload, job),
+        "env": _env(spec, payload, job),
         "resources": _resources(job, settings),
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -96,7 +113,7 @@ def build_job(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts,
     }
-    env_from = _env_from(kind, spec)
+    env_from = _env_from(spec)
     if env_from:
         container["envFrom"] = env_from
     pod_spec: dict[str, Any] = {
@@ -121,10 +138,10 @@ def build_job(
         "kind": "Job",
         "metadata": {
             "name": job_name,
-            "namespace": meta["namespace"],
+            "namespace": resource.namespace,
             "labels": lbls,
             "annotations": annotations or {},
-            "ownerReferences": [owner_reference(kind, meta["name"], meta["uid"])],
+            "ownerReferences": [owner_reference(kind, resource.name, resource.uid)],
         },
         "spec": {
             "backoffLimit": _pick(job.backoff_limit, settings.job_backoff_limit),
@@ -139,25 +156,29 @@ def _pick(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def _env(kind: Kind, spec: dict[str, Any], payload: JobPayload, job: JobSettings) -> list[dict[str, Any]]:
+def _env(spec: BaseModel, payload: JobPayload, job: JobSettings) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": ENV_VAR, "value": payload.model_dump_json(by_alias=True, exclude_none=True)},
         {"name": "HOME", "value": SCRATCH_DIR},
         {"name": "TMPDIR", "value": SCRATCH_DIR},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    token = (spec.get("kiroframe") or {}).get("tokenSecret")
-    if token:
-        selector = {"name": token["name"], "key": token.get("key", "token")}
-        env.append({"name": KIROFRAME_TOKEN_ENV, "valueFrom": {"secretKeyRef": selector}})
+    if isinstance(spec, KiroframeSyncSpec):
+        token = spec.kiroframe.token_secret
+        env.append({"name": KIROFRAME_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
     env += [var.wire() for var in job.env or []]
     return env
 
 
-def _env_from(kind: Kind, spec: dict[str, Any]) -> list[dict[str, Any]]:
-    server = spec.get("source") if kind.kind != "MlflowImport" else spec.get("destination")
-    secret = (server or {}).get("credentialsSecret")
-    return [{"secretRef": {"name": secret["name"]}}] if secret else []
+def tracking_server(spec: BaseModel) -> TrackingServer:
+    """The MLflow server the Job talks to: an import's destination, everyone else's source."""
+    server: TrackingServer = spec.destination if isinstance(spec, MlflowImportSpec) else spec.source  # type: ignore[attr-defined]
+    return server
+
+
+def _env_from(spec: BaseModel) -> list[dict[str, Any]]:
+    secret = tracking_server(spec).credentials_secret
+    return [{"secretRef": {"name": secret.name}}] if secret else []
 
 
 def _resources(job: JobSettings, settings: OperatorSettings) -> dict[str, Any]:

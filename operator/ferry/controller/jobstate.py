@@ -1,4 +1,4 @@
-"""From a Job and its pod to the resource's status: pure functions, so they are tested without a cluster.
+"""What a Job and its pods say: where the Job is and, once it ended, its `Outcome`. Pure functions.
 
 A Job's own conditions say *that* it ended (Complete, or Failed with BackoffLimitExceeded or
 DeadlineExceeded); the pod's termination message says *what* happened (the engine's Outcome
@@ -14,12 +14,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ferry.api.common import Condition
-from ferry.controller.schedule import format_time, now
-from ferry.outcome import Outcome
+from ferry.outcome import Outcome, Phase
 
 JobPhase = Literal["Pending", "Running", "Complete", "Failed"]
-SUCCEEDED = "Succeeded"
 
 
 @dataclass(frozen=True)
@@ -84,71 +81,26 @@ def outcome_of(state: JobState, termination: str, exit_code: int | None) -> Outc
     """The result of a finished Job, in the engine's words when it left any."""
     outcome = parse_outcome(termination)
     if outcome is not None:
-        if state.phase == "Failed" and outcome.phase == SUCCEEDED:  # killed after writing its result
-            outcome.phase = "Failed"
+        if state.phase == "Failed" and outcome.phase is Phase.SUCCEEDED:  # killed after writing its result
+            outcome.phase = Phase.FAILED
             outcome.message = FAILURE_WORDS.get(state.reason, state.message or state.reason)
         return outcome
     if state.phase == "Complete":
-        return Outcome(phase=SUCCEEDED, message="the Job completed without reporting a result")
+        return Outcome(phase=Phase.SUCCEEDED, message="the Job completed without reporting a result")
     words = [FAILURE_WORDS.get(state.reason, state.message or state.reason or "the Job failed")]
     last_line = next((line for line in reversed(termination.strip().splitlines()) if line.strip()), "")
     if last_line:
         words.append(last_line.strip()[:500])
     elif exit_code is not None:
         words.append(f"last pod exited with code {exit_code}")
-    return Outcome(phase="Failed", message=": ".join(words))
+    return Outcome(phase=Phase.FAILED, message=": ".join(words))
 
 
-def progress_summary(done: int, total: int) -> str:
-    return f"{done}/{total}"
-
-
-def set_condition(
-    conditions: list[dict[str, Any]] | None,
-    type_: str,
-    status: Literal["True", "False", "Unknown"],
-    reason: str,
-    message: str,
-    generation: int | None,
-) -> list[dict[str, Any]]:
-    """`conditions` with one condition replaced; its transition time moves only when its status does."""
-    kept = [c for c in conditions or [] if c.get("type") != type_]
-    previous = next((c for c in conditions or [] if c.get("type") == type_), None)
-    since = previous["lastTransitionTime"] if previous and previous.get("status") == status else format_time(now())
-    condition = Condition(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message[:32768] or None,  # the API server of 1.20 reads "" as null
-        last_transition_time=since,
-        observed_generation=generation,
-    )
-    return [*kept, condition.wire()]
-
-
-def succeeded_condition(phase: str) -> Literal["True", "False", "Unknown"]:
-    if phase == SUCCEEDED:
-        return "True"
-    if phase in ("Failed", "PartiallyFailed", "FailedValidation"):
-        return "False"
-    return "Unknown"
-
-
-def result_status(outcome: Outcome, state: JobState) -> dict[str, Any]:
-    """The status fields a finished Job sets (without conditions, which need the old ones)."""
-    status: dict[str, Any] = {
-        "phase": outcome.phase,
-        "counts": outcome.counts.model_dump(),
-        "message": outcome.message or _default_message(outcome),
-        "failed": outcome.failed or None,
-        "completionTime": state.completion_time or format_time(now()),
-    }
-    return status
-
-
-def _default_message(outcome: Outcome) -> str:
-    c = outcome.counts
-    done = f"{c.experiments} experiments, {c.runs} runs, {c.models} models, {c.versions} versions"
-    if outcome.phase == SUCCEEDED:
+def result_message(outcome: Outcome) -> str:
+    """The outcome's own words, or the counts in words when the engine left none."""
+    if outcome.message:
+        return outcome.message
+    done = outcome.counts.sentence()
+    if outcome.phase is Phase.SUCCEEDED:
         return f"done: {done}"
-    return f"{outcome.phase}: {done}; {len(outcome.failed)} failed"
+    return f"{outcome.phase.value}: {done}; {len(outcome.failed)} failed"

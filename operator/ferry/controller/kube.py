@@ -15,7 +15,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 
 from ferry.api import GROUP, VERSION, Kind
 from ferry.controller.jobs import KIND_LABEL, NAME_LABEL
-from ferry.runner.kubeclient import load_config
+from ferry.kube import load_config, patch_status
 
 
 class StatusNotServed(Exception):
@@ -117,10 +117,7 @@ class Kube:
         object that exists; that is retried briefly instead of losing the update.
         """
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, kind.plural, name, {"status": status},
-                _content_type="application/merge-patch+json", _preload_content=False,
-            )  # fmt: skip
+            patch_status(self.custom, kind, namespace, name, status)
         except ApiException as err:
             if err.status != 404:
                 raise

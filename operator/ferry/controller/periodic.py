@@ -4,8 +4,9 @@ kopf timers make every object they run on carry a finalizer (kopf must stop the 
 object goes), so with the operator down or uninstalled, ``kubectl delete`` hangs and namespace
 deletion stalls; a CronJob or a Velero Schedule never does that. kopf indexes need no finalizer:
 they are kept from the watch stream alone. So the indexes below hold what needs a periodic look
-(schedules, imports waiting for their export) and ONE operator-wide loop looks at them every
-``schedule_tick_seconds`` with the same functions the timers called.
+(schedules, and one-shot resources not started yet: imports waiting for their export, or a start
+that failed on a passing error) and ONE operator-wide loop looks at them every
+``schedule_tick_seconds``.
 
 The operator runs as a single replica (``--standalone``); the loop does not pause for kopf peering.
 """
@@ -25,7 +26,8 @@ import kopf
 
 from ferry.api import GROUP
 from ferry.api.resources import BY_KIND, KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
-from ferry.controller import handlers, settings
+from ferry.controller.handlers import one_shot, scheduled
+from ferry.outcome import Phase
 
 log = logging.getLogger("ferry.controller")
 KOPF_FINALIZER = kopf.OperatorSettings().persistence.finalizer
@@ -53,23 +55,33 @@ class Work:
         self.context.copy().run(self.action, self.body)
 
 
-def _waiting(status: dict[str, Any], **_: Any) -> bool:
-    return status.get("phase") == "Pending" and not status.get("jobName")
+def _unstarted(status: dict[str, Any], **_: Any) -> bool:
+    phase = status.get("phase")
+    return not status.get("jobName") and (phase is None or not Phase(phase).terminal)
+
+
+def _unstarted_one_shot(spec: dict[str, Any], status: dict[str, Any], **_: Any) -> bool:
+    return one_shot(spec) and _unstarted(status)
 
 
 @kopf.index(GROUP, "kiroframesyncs")
-async def scheduled_syncs(body: kopf.Body, **_: Any) -> Work:
-    return Work(partial(handlers.tick, KIROFRAME_SYNC), dict(body))
+async def scheduled_syncs(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
+    return Work(partial(memo.controller.tick, KIROFRAME_SYNC), dict(body))
 
 
-@kopf.index(GROUP, "mlflowexports", when=handlers.scheduled)
-async def scheduled_exports(body: kopf.Body, **_: Any) -> Work:
-    return Work(partial(handlers.tick, MLFLOW_EXPORT), dict(body))
+@kopf.index(GROUP, "mlflowexports", when=scheduled)
+async def scheduled_exports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
+    return Work(partial(memo.controller.tick, MLFLOW_EXPORT), dict(body))
 
 
-@kopf.index(GROUP, "mlflowimports", when=_waiting)
-async def waiting_imports(body: kopf.Body, **_: Any) -> Work:
-    return Work(partial(handlers.reconcile_one_shot, MLFLOW_IMPORT), dict(body))
+@kopf.index(GROUP, "mlflowexports", when=_unstarted_one_shot)
+async def unstarted_exports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
+    return Work(partial(memo.controller.look_again, MLFLOW_EXPORT), dict(body))
+
+
+@kopf.index(GROUP, "mlflowimports", when=_unstarted)
+async def unstarted_imports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
+    return Work(partial(memo.controller.look_again, MLFLOW_IMPORT), dict(body))
 
 
 Indexes = Iterable[Mapping[Any, Collection[Work]]]  # kopf.Index[Any, Work] is one
@@ -98,12 +110,14 @@ async def start_looking(
     memo: kopf.Memo,
     scheduled_syncs: kopf.Index[Any, Work],
     scheduled_exports: kopf.Index[Any, Work],
-    waiting_imports: kopf.Index[Any, Work],
+    unstarted_exports: kopf.Index[Any, Work],
+    unstarted_imports: kopf.Index[Any, Work],
     **_: Any,
 ) -> None:
     """The indexes are live views: the loop sees objects come, change and go as kopf watches."""
-    indexes = [scheduled_syncs, scheduled_exports, waiting_imports]
-    memo.looker = asyncio.create_task(look_forever(indexes, settings.current().schedule_tick_seconds))
+    indexes = [scheduled_syncs, scheduled_exports, unstarted_exports, unstarted_imports]
+    interval = memo.controller.settings.schedule_tick_seconds
+    memo.looker = asyncio.create_task(look_forever(indexes, interval))
 
 
 @kopf.on.cleanup()
@@ -125,12 +139,12 @@ def _has_kopf_finalizer(meta: kopf.Meta, **_: Any) -> bool:
 @kopf.on.event(GROUP, "kiroframesyncs", when=_has_kopf_finalizer)
 @kopf.on.event(GROUP, "mlflowexports", when=_has_kopf_finalizer)
 @kopf.on.event(GROUP, "mlflowimports", when=_has_kopf_finalizer)
-def release_finalizer(type: str, body: kopf.Body, **_: Any) -> None:
+def release_finalizer(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Older versions ran timers, so their objects carry kopf's finalizer; nothing here needs it,
     and left in place it would make deleting them hang whenever the operator is away."""
     if type == "DELETED":
         return
     meta = body["metadata"]
-    handlers.kube().remove_finalizer(
+    memo.controller.kube.remove_finalizer(
         BY_KIND[body["kind"]], meta["namespace"], meta["name"], list(meta["finalizers"]), KOPF_FINALIZER
     )

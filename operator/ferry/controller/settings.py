@@ -1,7 +1,7 @@
 """Operator settings: defaults for the Jobs it creates and the pace of its periodic look.
 
-Read from the environment (``FERRY_*``; the Helm chart sets them) and overridden by the
-``ferry operator`` flags. Nothing here changes what a resource means; only how Jobs are dressed
+Read from the environment (``FERRY_*``; the Helm chart sets them, and the ``ferry operator``
+flags are put there before the operator starts) when the operator starts. Nothing here changes what a resource means; only how Jobs are dressed
 and how often the operator looks.
 """
 
@@ -32,17 +32,3 @@ class OperatorSettings(BaseSettings):
     export_ref_grace_seconds: float = Field(
         default=30.0, ge=0, description="How long an import waits for its MlflowExport to appear at all."
     )
-
-
-_settings = OperatorSettings()
-
-
-def current() -> OperatorSettings:
-    return _settings
-
-
-def configure(**overrides: object) -> OperatorSettings:
-    """Replace the settings (the CLI does this once before the operator starts)."""
-    global _settings
-    _settings = OperatorSettings(**{k: v for k, v in overrides.items() if v is not None})
-    return _settings

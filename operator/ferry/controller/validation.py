@@ -21,7 +21,7 @@ from ferry.api.export import MlflowExportSpec
 from ferry.api.job import ENV_VAR, KIROFRAME_TOKEN_ENV
 from ferry.api.kiroframe import KiroframeSyncSpec
 from ferry.api.mlflow_import import MlflowImportSpec
-from ferry.controller.schedule import cron_error, zone_error
+from ferry.controller.cron import cron_error, zone_error
 
 QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 RESERVED_ENV = {ENV_VAR, KIROFRAME_TOKEN_ENV, "HOME", "TMPDIR"}

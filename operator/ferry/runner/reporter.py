@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ferry.api import BY_KIND, GROUP, VERSION
+from ferry.api import BY_KIND
+from ferry.api.common import BaseStatus, ProgressStatus
 from ferry.progress import Progress
 
 Patcher = Callable[[dict[str, Any]], None]
@@ -23,16 +24,12 @@ def status_patcher(kind: str, namespace: str, name: str) -> Patcher:
     """A function that merge-patches the resource's status through the Kubernetes API."""
     import kubernetes
 
-    from ferry.runner.kubeclient import load_config
+    from ferry.kube import load_config, patch_status
 
     api = kubernetes.client.CustomObjectsApi(load_config())
-    plural = BY_KIND[kind].plural
 
     def send(status: dict[str, Any]) -> None:
-        api.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status},
-            _content_type="application/merge-patch+json", _preload_content=False, _request_timeout=10,
-        )  # fmt: skip
+        patch_status(api, BY_KIND[kind], namespace, name, status, timeout=10)
 
     return send
 
@@ -65,9 +62,9 @@ class ProgressReporter:
             return
         p, self._pending = self._pending, None
         self._last_sent = self._clock()
-        body = {"total": p.total, "done": p.done, "failed": p.failed, "summary": f"{p.done}/{p.total}"}
+        status = BaseStatus(progress=ProgressStatus.of(p.total, p.done, p.failed))
         try:
-            self._send({"progress": body})
+            self._send(status.wire())
         except Exception as err:  # progress is informative; never let it fail the work
             self._broken = True
             print(f"warning: cannot report progress ({type(err).__name__}: {err}); continuing", file=sys.stderr)

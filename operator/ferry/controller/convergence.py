@@ -1,0 +1,122 @@
+"""From a Job back to its resource's status: running, then its result, recorded exactly once.
+
+A finished Job's result goes into the status and the Job is annotated ``ferry.dev/recorded``;
+a recorded Job is never looked at again, so a restarted operator, which sees every Job anew,
+reports nothing twice. One-shot resources have one Job (``status.jobName``); a scheduled one
+has a Job per run and keeps the last run's result in ``status.lastResult``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ferry.api.common import JobReference, RunResult
+from ferry.controller.actions import Actions, AnnotateJob, Emit, PatchStatus
+from ferry.controller.cron import format_time
+from ferry.controller.jobs import PATH_ANNOTATION, RECORDED_ANNOTATION, SCHEDULED_ANNOTATION
+from ferry.controller.jobstate import JobState, job_state, outcome_of, pod_termination, result_message
+from ferry.controller.phases import finish_without_job, mark_running, transition
+from ferry.controller.resource import Resource
+from ferry.outcome import Outcome, Phase
+
+
+def recorded(job: dict[str, Any]) -> bool:
+    return bool(annotation(job, RECORDED_ANNOTATION))
+
+
+def converge(resource: Resource, job: dict[str, Any], pods: list[dict[str, Any]], now: datetime) -> Actions:
+    """Bring `resource`'s status up to `job`'s state; `pods` are the Job's (needed once it finished)."""
+    if recorded(job):
+        return []
+    state = job_state(job)
+    if resource.scheduled:
+        return _converge_scheduled(resource, job, state, pods, now)
+    return _converge_one_shot(resource, job, state, pods, now)
+
+
+def _converge_one_shot(resource: Resource, job: dict[str, Any], state: JobState, pods: list[dict[str, Any]],
+                       now: datetime) -> Actions:
+    old = resource.status
+    name = job["metadata"]["name"]
+    if old.job_name not in (None, name) or (old.phase is not None and old.phase.terminal):
+        return []
+    if not state.finished:
+        return mark_running(resource, name, state, now)
+    outcome = _outcome(state, pods)
+    message = result_message(outcome)
+    fields: dict[str, Any] = dict(
+        counts=outcome.counts, message=message, failed=outcome.failed or None,
+        completion_time=state.completion_time or format_time(now),
+        job_name=name, start_time=old.start_time or state.start_time,
+    )  # fmt: skip
+    if resource.kind.kind == "MlflowExport" and outcome.phase is not Phase.FAILED:
+        fields.update(path=annotation(job, PATH_ANNOTATION), claim_name=claim_of(job))
+    status = transition(resource, outcome.phase, outcome.phase.value, message, now,
+                        generation=old.observed_generation, **fields)
+    return _record(outcome, name, message, status)
+
+
+def _converge_scheduled(resource: Resource, job: dict[str, Any], state: JobState, pods: list[dict[str, Any]],
+                        now: datetime) -> Actions:
+    old = resource.status
+    name = job["metadata"]["name"]
+    if not state.finished:
+        return mark_running(resource, name, state, now)
+    outcome = _outcome(state, pods)
+    message = result_message(outcome)
+    completion = state.completion_time or format_time(now)
+    last = RunResult(phase=outcome.phase, job_name=name, scheduled_time=annotation(job, SCHEDULED_ANNOTATION),
+                     completion_time=completion, counts=outcome.counts, message=message)  # fmt: skip
+    fields: dict[str, Any] = dict(counts=outcome.counts, message=message, failed=outcome.failed or None,
+                                  completion_time=completion, active=_without(old.active, name))  # fmt: skip
+    if outcome.phase is not Phase.FAILED:
+        fields["last_successful_time"] = completion
+        if resource.kind.kind == "MlflowExport":
+            last.path = annotation(job, PATH_ANNOTATION)
+            fields.update(path=last.path, claim_name=claim_of(job))
+        if outcome.watermark is not None:
+            fields["watermark"] = outcome.watermark
+    status = transition(resource, outcome.phase, outcome.phase.value, message, now, last_result=last, **fields)
+    return _record(outcome, name, message, status)
+
+
+def _record(outcome: Outcome, job_name: str, message: str, status: Any) -> Actions:
+    return [
+        PatchStatus(status),
+        Emit(outcome.phase.value, f"Job {job_name}: {message}", warning=outcome.phase is not Phase.SUCCEEDED),
+        AnnotateJob(job_name, {RECORDED_ANNOTATION: "true"}),
+    ]
+
+
+def job_deleted(resource: Resource, job: dict[str, Any], now: datetime) -> Actions:
+    """A Job deleted before it finished (by hand, by Replace): its resource must not wait forever."""
+    if job_state(job).finished or recorded(job):
+        return []
+    name = job["metadata"]["name"]
+    old = resource.status
+    if resource.scheduled:
+        return [PatchStatus(resource.new_status(active=_without(old.active, name)))]
+    if old.job_name == name and not (old.phase is not None and old.phase.terminal):
+        return finish_without_job(resource, f"Job {name} was deleted before it finished", now)
+    return []
+
+
+def _outcome(state: JobState, pods: list[dict[str, Any]]) -> Outcome:
+    message, exit_code = pod_termination(pods)
+    return outcome_of(state, message, exit_code)
+
+
+def _without(active: list[JobReference] | None, name: str) -> list[JobReference] | None:
+    return [a for a in active or [] if a.name != name] or None
+
+
+def annotation(job: dict[str, Any], key: str) -> str | None:
+    return (job["metadata"].get("annotations") or {}).get(key)
+
+
+def claim_of(job: dict[str, Any]) -> str | None:
+    for volume in job["spec"]["template"]["spec"].get("volumes", []):
+        if volume.get("name") == "data":
+            return volume["persistentVolumeClaim"]["claimName"]
+    return None

@@ -1,0 +1,111 @@
+"""The controller's imperative shell: read what a decision needs, decide, carry the actions out.
+
+One `Controller` per operator process, made at startup and kept in kopf's memo (no module-level
+state): it holds the Kubernetes client, the settings and the clock, so tests can hand it a
+fake clock and run every decision against a real API server, or call the decisions directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ferry.api import BY_KIND, Kind
+from ferry.api.resources import MLFLOW_EXPORT
+from ferry.controller import convergence, cron, history, lifecycle, schedules
+from ferry.controller.executor import Executor
+from ferry.controller.jobstate import job_state
+from ferry.controller.kube import Kube
+from ferry.controller.lifecycle import Observed
+from ferry.controller.resource import Resource
+from ferry.controller.settings import OperatorSettings
+from ferry.controller.validation import validate
+from ferry.outcome import Phase
+
+
+@dataclass
+class Controller:
+    kube: Kube
+    settings: OperatorSettings = field(default_factory=OperatorSettings)
+    clock: Callable[[], datetime] = cron.now
+    executor: Executor | None = None
+
+    def __post_init__(self) -> None:
+        self.executor = self.executor or Executor(self.kube)
+
+    def _run(self, resource: Resource, actions: list[Any]) -> None:
+        assert self.executor is not None
+        self.executor.run(resource, actions)
+
+    # --- one-shot resources ---------------------------------------------------------------------
+    def reconcile(self, kind: Kind, body: dict[str, Any], *, look_at_job: bool = False) -> None:
+        """Validate, start or follow a one-shot resource; `look_at_job` also checks its Job still exists."""
+        resource = Resource(kind, body)
+        self._run(resource, lifecycle.decide(resource, self.observe(resource, look_at_job), self.clock(),
+                                             self.settings))
+
+    def observe(self, resource: Resource, look_at_job: bool) -> Observed:
+        job, pods, export = None, [], None
+        read = look_at_job and lifecycle.wants_job(resource)
+        if read:
+            job = self.kube.read_job(resource.namespace, resource.status.job_name)
+            if job is not None and job_state(job).finished:
+                pods = self.kube.pods_of_job(resource.namespace, job["metadata"]["name"])
+        ref = lifecycle.wants_export(resource)
+        if ref is not None:
+            found = self.kube.get_resource(MLFLOW_EXPORT, resource.namespace, ref)
+            export = Resource(MLFLOW_EXPORT, found) if found is not None else None
+        return Observed(job_read=read, job=job, pods=pods, export=export)
+
+    def look_again(self, kind: Kind, body: dict[str, Any]) -> None:
+        """The periodic look at an unstarted one-shot resource: an import waiting for its export,
+        or a resource whose start failed on a passing error (the watch event is not repeated)."""
+        resource = Resource(kind, body)
+        settling = timedelta(seconds=max(10.0, 2 * self.settings.schedule_tick_seconds))
+        if resource.status.phase is not Phase.PENDING and self.clock() - resource.created < settling:
+            return  # just applied: its own watch event is starting it
+        self.reconcile(kind, body, look_at_job=True)
+
+    # --- Jobs -------------------------------------------------------------------------------------
+    def on_job(self, event_type: str | None, job: dict[str, Any]) -> None:
+        """A Job changed (or went): bring its owner's status up to it, and keep the schedule's history."""
+        if convergence.recorded(job):
+            return
+        deleted = event_type == "DELETED"
+        state = job_state(job)
+        if not deleted and state.phase == "Pending":
+            return  # nothing to report yet
+        owner = self.owner(job)
+        if owner is None:
+            return
+        now = self.clock()
+        if deleted:
+            self._run(owner, convergence.job_deleted(owner, job, now))
+            return
+        pods = self.kube.pods_of_job(owner.namespace, job["metadata"]["name"]) if state.finished else []
+        actions = convergence.converge(owner, job, pods, now)
+        self._run(owner, actions)
+        if state.finished and actions and owner.scheduled:
+            spec, errors = validate(owner.kind, owner.spec)
+            if spec is not None and not errors:
+                self._run(owner, history.prune(spec, self.kube.jobs_of(owner.kind, owner.namespace, owner.name,
+                                                                        owner.uid)))  # fmt: skip
+
+    def owner(self, job: dict[str, Any]) -> Resource | None:
+        """The resource that owns `job`, read fresh, if it still exists and is still the same object."""
+        for ref in job["metadata"].get("ownerReferences", []):
+            kind = BY_KIND.get(ref.get("kind", ""))
+            if kind is not None and ref.get("controller"):
+                found = self.kube.get_resource(kind, job["metadata"]["namespace"], ref["name"])
+                if found is not None and found["metadata"]["uid"] == ref["uid"]:
+                    return Resource(kind, found)
+        return None
+
+    # --- schedules --------------------------------------------------------------------------------
+    def tick(self, kind: Kind, body: dict[str, Any]) -> None:
+        """Start the run that is due, if any: at most one per look, whatever was missed."""
+        resource = Resource(kind, body)
+        jobs = lambda: self.kube.jobs_of(kind, resource.namespace, resource.name, resource.uid)  # noqa: E731
+        self._run(resource, schedules.tick(resource, self.clock(), self.settings, jobs))

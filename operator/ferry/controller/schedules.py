@@ -1,0 +1,105 @@
+"""Scheduled resources (KiroframeSync, MlflowExport with a schedule): start the run that is due.
+
+CronJob semantics: the schedule is read in ``timeZone``; ``suspend`` starts nothing new; at
+most one run starts per look, however long the operator was away (older due times count as
+missed); ``startingDeadlineSeconds`` turns a late run into a missed one; ``concurrencyPolicy``
+says what happens while the previous run is still active. A sync's Job carries the watermark
+of the last successful one, so each run sends only what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ferry.api.common import JobReference
+from ferry.api.export import MlflowExportSpec
+from ferry.controller import cron, phases
+from ferry.controller.actions import Actions, CreateJob, DeleteJob, Emit, PatchStatus
+from ferry.controller.jobs import (
+    PATH_ANNOTATION,
+    SCHEDULED_ANNOTATION,
+    build_job,
+    in_data,
+    scheduled_job_name,
+)
+from ferry.controller.jobstate import job_state
+from ferry.controller.resource import Resource
+from ferry.controller.settings import OperatorSettings
+from ferry.controller.validation import validate
+from ferry.outcome import Phase
+
+
+def tick(resource: Resource, now: datetime, settings: OperatorSettings,
+         jobs: Callable[[], list[dict[str, Any]]]) -> Actions:
+    """What to do at this look; `jobs` lists the resource's Jobs, called only when a run is due."""
+    spec, errors = validate(resource.kind, resource.spec)
+    if errors:
+        return phases.fail_validation(resource, errors, now)
+    old = resource.status
+    fields: dict[str, Any] = {}
+    change: tuple[Phase, str, str] | None = None
+    if old.phase is Phase.FAILED_VALIDATION:  # fixed: back to where the last run left it
+        change = (old.last_result.phase if old.last_result else Phase.PENDING, "SpecValid", "")
+        fields.update(validation_errors=None, message=None)
+    marks = [old.last_schedule_time, old.last_missed_time]
+    last = max([resource.created, *(cron.parse_time(t) for t in marks if t)])
+    plan = cron.plan(spec.schedule, spec.time_zone, last, now, spec.starting_deadline_seconds)
+    if old.next_schedule_time != cron.format_time(plan.next):
+        fields["next_schedule_time"] = cron.format_time(plan.next)
+    missed = (old.missed_runs or 0) + plan.missed
+    if old.phase is None:  # a new schedule says so, rather than showing no phase at all
+        waiting = ("Suspended: no run starts while spec.suspend is true" if spec.suspend
+                   else f"Waiting for the first run at {cron.format_time(plan.next)}")
+        fields["message"] = waiting
+        change = (Phase.PENDING, "WaitingForSchedule", waiting)
+
+    def patch() -> Actions:
+        if change is not None:
+            return [PatchStatus(phases.transition(resource, *change, now, **fields))]
+        return [PatchStatus(resource.new_status(**fields))] if fields else []
+
+    if spec.suspend or (plan.due is None and not plan.missed):
+        return patch()
+    if plan.due is None:
+        fields.update(missed_runs=missed, last_missed_time=cron.format_time(now))
+        return [*patch(), Emit("MissedSchedule", f"{plan.missed} run(s) missed their startingDeadlineSeconds",
+                                warning=True)]
+    active = [j["metadata"]["name"] for j in jobs() if not job_state(j).finished]
+    due = cron.format_time(plan.due)
+    if active and spec.concurrency_policy == "Forbid":
+        fields.update(missed_runs=missed + 1, last_missed_time=due)
+        return [*patch(), Emit("RunSkipped", f"Run of {due} skipped: Job {active[0]} is still active (Forbid)")]
+    actions: Actions = []
+    if active and spec.concurrency_policy == "Replace":
+        for name in active:
+            actions += [DeleteJob(name), Emit("RunReplaced", f"Deleted Job {name} to start the run of {due} (Replace)")]
+        active = []
+    job_name = scheduled_job_name(resource.name, int(plan.due.timestamp()))
+    message = f"Job {job_name} created for the run of {due}"
+    fields.update(
+        last_schedule_time=due, missed_runs=missed or None, job_name=job_name, message=message,
+        active=[JobReference(name=n) for n in active if n != job_name] + [JobReference(name=job_name, scheduled_time=due)],
+        observed_generation=resource.generation,
+    )  # fmt: skip
+    status = phases.transition(resource, Phase.PENDING, "JobCreated", message, now, **fields)
+    job = scheduled_job(resource, spec, job_name, due, settings)
+    return [*actions, CreateJob(job, then=[PatchStatus(status)], refused=lambda reason: phases.job_refused(resource, reason, now))]
+
+
+def scheduled_job(resource: Resource, spec: Any, job_name: str, due: str, settings: OperatorSettings) -> dict[str, Any]:
+    """The Job of the run due at `due`: an export writes a directory of its own, a sync gets the watermark."""
+    annotations = {SCHEDULED_ANNOTATION: due}
+    resolved: dict[str, Any] = {"scheduled_time": due}
+    claim = None
+    if isinstance(spec, MlflowExportSpec):
+        stamp = due.replace("-", "").replace(":", "")
+        sub_path = "/".join(p for p in (spec.destination.pvc.sub_path.strip("/"), f"{resource.name}-{stamp}") if p)
+        resolved.update(output_path=in_data(sub_path), keep=spec.keep)
+        claim = spec.destination.pvc.claim_name
+        annotations[PATH_ANNOTATION] = sub_path
+    elif spec.options is None or spec.options.incremental:
+        resolved["watermark"] = resource.status.watermark
+    return build_job(resource, spec, job_name=job_name, settings=settings, claim_name=claim,
+                     annotations=annotations, **resolved)
