@@ -19,17 +19,31 @@ ALL = ("*", "all")
 
 
 class ModelVersionRef(WireModel):
+    """One version of a registered model."""
+
     model: str = Field(min_length=1, description="Registered model name.")
-    version: str = Field(pattern=r"^[1-9][0-9]*$", description="Version number.")
+    version: str = Field(pattern=r"^[1-9][0-9]*$", description="Version number, e.g. '3'.")
 
 
 class Selection(WireModel):
     """What to export; '*' (or 'all') in a list of names means all of that kind."""
 
-    experiments: list[str] = Field(default_factory=list, description="Experiment names or ids, or '*'.")
-    run_ids: list[str] = Field(default_factory=list, description="Single runs by id.")
-    models: list[str] = Field(default_factory=list, description="Registered model names, or '*'.")
-    model_versions: list[ModelVersionRef] = Field(default_factory=list, description="Single model versions.")
+    experiments: list[str] = Field(
+        default_factory=list,
+        description="Experiments by name or id, with their runs; '*' (or 'all') in the list means every experiment.",
+    )
+    run_ids: list[str] = Field(
+        default_factory=list,
+        description="Single runs by id, written under runs/; importing them needs target.experimentName.",
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Registered models by name, with their versions and the versions' runs; '*' (or 'all') alone "
+        "means every model, a single 'prefix*' the models whose name starts with prefix.",
+    )
+    model_versions: list[ModelVersionRef] = Field(
+        default_factory=list, description="Single model versions, each with its run."
+    )
 
     @property
     def empty(self) -> bool:
@@ -40,20 +54,34 @@ class ExportOptions(WireModel):
     """How to export; each field is the export commands' flag of the same name."""
 
     run_start_time: str | None = Field(
-        default=None, description="Only runs started at or after this time (ISO 8601, e.g. 2024-01-31, or epoch ms)."
+        default=None,
+        description="Experiments: only runs started at or after this time (ISO 8601, e.g. 2024-01-31 or "
+        "2024-01-31T12:00:00, UTC unless an offset is given; or epoch milliseconds). Unset: all runs.",
     )
-    export_deleted_runs: bool = Field(default=False, description="Also export deleted runs (kept deleted on import).")
-    check_nested_runs: bool = Field(default=False, description="Also export the children of exported runs.")
+    export_deleted_runs: bool = Field(
+        default=False, description="Also export deleted runs (an import keeps them deleted)."
+    )
+    check_nested_runs: bool = Field(
+        default=False, description="Also export the nested (child) runs of the selected runs."
+    )
     stages: list[Stage] = Field(
-        default_factory=list, description="Only model versions in these stages (excludes 'versions')."
+        default_factory=list,
+        description="Models: only the versions in these stages (excludes 'versions'). Unset: every version.",
     )
-    versions: list[str] = Field(default_factory=list, description="Only these model versions (excludes 'stages').")
+    versions: list[str] = Field(
+        default_factory=list,
+        description="Models: only these version numbers, of every listed model (excludes 'stages').",
+    )
     export_latest_versions: bool = Field(
-        default=False, description="Only the latest version of each stage instead of every version."
+        default=False, description="Models: only the latest version of each stage instead of every version."
     )
-    export_version_model: bool = Field(default=False, description="Also export each version's MLmodel artifacts.")
+    export_version_model: bool = Field(
+        default=False, description="Models and model versions: also download each version's model files (MLmodel)."
+    )
     include_artifacts: bool = Field(
-        default=True, description="Export the runs' artifacts; off exports metadata only (no command has this flag)."
+        default=True,
+        description="Experiments and single runs: export the runs' artifacts; off exports run metadata only (no "
+        "command has this flag).",
     )
 
 
@@ -63,40 +91,88 @@ class ImportOptions(WireModel):
     import_source_tags: bool = Field(
         default=False, description="Record the source objects' fields as 'mlflow_exim.*' tags on the imported ones."
     )
-    use_src_user_id: bool = Field(default=False, description="Set each run's user to the source run's user.")
-    delete_model: bool = Field(default=False, description="Delete the destination model first.")
-    create_model: bool = Field(default=True, description="Create the destination model when it does not exist.")
-    import_stages_and_aliases: bool = Field(default=True, description="Give imported versions their stages and aliases.")
-    import_metadata: bool = Field(default=True, description="Give imported versions their tags and descriptions.")
-    mlmodel_fix: bool = Field(default=True, description="Point the imported MLmodel files' run_id at the new run.")
+    use_src_user_id: bool = Field(
+        default=False,
+        description="Set each imported run's user to the source run's user. Off: the user the Job runs as.",
+    )
+    delete_model: bool = Field(
+        default=False,
+        description="Registered models: delete an existing destination model, with its versions, before "
+        "importing into it.",
+    )
+    create_model: bool = Field(
+        default=True,
+        description="Single model versions: create the destination model when it does not exist; off, such a "
+        "version fails.",
+    )
+    import_stages_and_aliases: bool = Field(
+        default=True, description="Single model versions: give them their source stage and aliases."
+    )
+    import_metadata: bool = Field(
+        default=True,
+        description="Single model versions: give the destination experiment and (with createModel) model the "
+        "source's tags, and the model the source's description.",
+    )
+    mlmodel_fix: bool = Field(
+        default=True, description="Point the run_id in the imported runs' MLmodel files at the new run."
+    )
     await_creation_for: int | None = Field(
-        default=None, ge=0, le=3600, description="Seconds to wait for each model version to become READY."
+        default=None,
+        ge=0,
+        le=3600,
+        description="Seconds to wait for each created model version to become READY. Unset or 0: do not wait.",
     )
 
 
 class Renames(WireModel):
-    experiments: dict[str, str] = Field(default_factory=dict, description="Source name -> destination name.")
-    models: dict[str, str] = Field(default_factory=dict, description="Source name -> destination name.")
+    """Renames by name prefix: a source name starting with a key gets that prefix replaced by its value."""
+
+    experiments: dict[str, str] = Field(
+        default_factory=dict,
+        description="Experiment renames, source name (prefix) -> destination name; the first matching key wins.",
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Registered model renames, source name (prefix) -> destination name; the first matching key "
+        "wins. Ignored where modelName is set.",
+    )
 
 
 class ImportTarget(WireModel):
     """Where in the destination the imported objects go; unset keeps the source names."""
 
-    experiment_name: str | None = Field(default=None, min_length=1, description="Import all runs into this experiment.")
-    model_name: str | None = Field(default=None, min_length=1, description="Import the model under this name.")
-    renames: Renames | None = Field(default=None, description="Renames of experiments and models.")
+    experiment_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Experiment to import into: for an export of one experiment (instead of its name), of single "
+        "runs (required), or of model versions' runs. An export of several experiments keeps their names "
+        "(see renames).",
+    )
+    model_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Name to register the imported model or model versions under instead of the source name; "
+        "meant for an export of one model.",
+    )
+    renames: Renames | None = Field(
+        default=None, description="Renames of experiments and models by name prefix. Unset: source names."
+    )
 
 
 class KiroframeOptions(WireModel):
     """What a Kiroframe sync sends; each field is kiroframe-importer's flag of the same name."""
 
-    export_models: bool = Field(default=True, description="Send the registered models too.")
+    export_models: bool = Field(default=True, description="Send the registered models (and their latest versions) too.")
     include_schema_profile: bool = Field(
         default=False, description="Send dataset schemas and profiles (the command's default is on: they are large)."
     )
     download_artifacts: bool = Field(default=False, description="Send the runs' artifact files too.")
-    experiment_page_size: int = Field(default=200, ge=1, le=1000, description="Experiments read per request.")
-    run_page_size: int = Field(default=1000, ge=1, le=10000, description="Runs read per request.")
+    experiment_page_size: int = Field(
+        default=200, ge=1, le=1000, description="Experiments read from MLflow per search request."
+    )
+    run_page_size: int = Field(default=1000, ge=1, le=10000, description="Runs read from MLflow per search request.")
     incremental: bool = Field(
-        default=True, description="Only runs changed since the last sync's watermark (the command's default is a full sync)."
+        default=True,
+        description="Only runs that started or ended since the previous sync (status.watermark), plus running "
+        "ones; off sends everything every time (the command's default is a full sync).",
     )

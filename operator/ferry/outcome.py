@@ -59,10 +59,12 @@ class Counts(BaseModel):
     # Also the resources' status.counts: one model for the engine's result and the status.
 
     experiments: int = Field(default=0, description="Experiments carried.")
-    runs: int = Field(default=0, description="Runs carried.")
+    runs: int = Field(default=0, description="Runs carried, including those of models and model versions.")
     models: int = Field(default=0, description="Registered models carried.")
     versions: int = Field(default=0, description="Registered model versions carried.")
-    bytes: int = Field(default=0, description="Artifact bytes carried.")
+    bytes: int = Field(
+        default=0, description="Bytes of run artifacts an export downloaded; imports and Kiroframe syncs report 0."
+    )
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(**{name: getattr(self, name) + getattr(other, name) for name in Counts.model_fields})

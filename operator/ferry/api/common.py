@@ -76,14 +76,19 @@ Name = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
 class SecretRef(ApiModel):
     """A Secret in the resource's namespace whose keys become the Job's environment."""
 
-    name: Name = Field(description="Name of the Secret; each key becomes an environment variable of the Job.")
+    name: Name = Field(
+        description="Name of the Secret in the resource's namespace; each of its keys becomes an environment "
+        "variable of the Job's container (envFrom)."
+    )
 
 
 class SecretKeyRef(ApiModel):
     """One key of a Secret in the resource's namespace."""
 
-    name: Name = Field(description="Name of the Secret.")
-    key: str = Field(default="token", min_length=1, max_length=253, description="Key inside the Secret.")
+    name: Name = Field(description="Name of the Secret in the resource's namespace.")
+    key: str = Field(
+        default="token", min_length=1, max_length=253, description="Key inside the Secret whose value is used."
+    )
 
 
 class TrackingServer(ApiModel):
@@ -92,19 +97,23 @@ class TrackingServer(ApiModel):
     tracking_uri: str = Field(
         pattern=TRACKING_URI,
         max_length=2048,
-        description="Tracking URI (http(s)://host[:port][/path] or databricks). No credentials in it.",
+        description="MLflow tracking URI: http(s)://host[:port][/path], or databricks / databricks://<profile>. "
+        "No credentials in it: use credentialsSecret.",
     )
     credentials_secret: SecretRef | None = Field(
         default=None,
-        description="Secret with MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD or "
-        "DATABRICKS_HOST/TOKEN keys, passed to the Job as environment.",
+        description="Secret whose keys become the Job's environment (envFrom), e.g. MLFLOW_TRACKING_TOKEN, "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or DATABRICKS_HOST and DATABRICKS_TOKEN. "
+        "Unset: no credentials.",
     )
 
 
 class PvcLocation(ApiModel):
     """A directory on a PersistentVolumeClaim in the resource's namespace."""
 
-    claim_name: Name = Field(description="Name of the PersistentVolumeClaim.")
+    claim_name: Name = Field(
+        description="Name of the PersistentVolumeClaim in the resource's namespace; the Job mounts it at /data."
+    )
     sub_path: str = Field(
         default="",
         max_length=1024,
@@ -114,69 +123,158 @@ class PvcLocation(ApiModel):
 
 
 class Toleration(ApiModel):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    """A toleration of the Job's pod (Kubernetes Toleration): lets it schedule onto nodes with a matching taint."""
+
+    key: str | None = Field(
+        default=None, description="Taint key the toleration matches; empty with operator Exists matches every taint."
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None,
+        description="How key and value are compared: Exists (any value) or Equal (value must match). "
+        "Unset: Equal.",
+    )
+    value: str | None = Field(
+        default=None, description="Taint value to match with operator Equal; leave empty with Exists."
+    )
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to match; unset matches every effect."
+    )
+    toleration_seconds: int | None = Field(
+        default=None,
+        description="Only with effect NoExecute: seconds the pod stays on a node after the taint appears "
+        "before it is evicted. Unset: tolerated forever.",
+    )
 
 
 Quantity = Annotated[int | str, Field(description="A Kubernetes quantity, e.g. 500m or 1Gi.")]
 
 
 class Resources(ApiModel):
-    limits: dict[str, Quantity] | None = Field(default=None, description="Resource limits of the Job's container.")
-    requests: dict[str, Quantity] | None = Field(default=None, description="Resource requests of the Job's container.")
+    """Compute resources of the Job's container (Kubernetes ResourceRequirements)."""
+
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Most of each resource (cpu, memory, ephemeral-storage) the container may use; a container "
+        "over its memory limit is killed.",
+    )
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Amount of each resource (cpu, memory, ephemeral-storage) the scheduler reserves for the "
+        "container. Unset for a resource that has a limit: the limit.",
+    )
 
 
 class EnvVar(ApiModel):
     """An extra environment variable for the Job (Kubernetes EnvVar shape)."""
 
-    name: str = Field(min_length=1, description="Variable name.")
-    value: str | None = Field(default=None, description="Literal value; do not put secrets here, use valueFrom.")
+    name: str = Field(min_length=1, description="Name of the environment variable.")
+    value: str | None = Field(
+        default=None, description="Literal value (unset: empty); do not put secrets here, use valueFrom."
+    )
     value_from: dict[str, Any] | None = Field(
-        default=None, json_schema_extra=PRESERVE_UNKNOWN, description="A Kubernetes EnvVarSource."
+        default=None,
+        json_schema_extra=PRESERVE_UNKNOWN,
+        description="Where the value comes from instead of value (a Kubernetes EnvVarSource: secretKeyRef, "
+        "configMapKeyRef, fieldRef or resourceFieldRef).",
     )
 
 
 class JobSettings(ApiModel):
     """How the Job that does the work is run; anything unset takes the operator's default."""
 
-    image: str | None = Field(default=None, min_length=1, description="Container image; default: the operator's.")
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-    resources: Resources | None = None
-    backoff_limit: int | None = Field(default=None, ge=0, le=20, description="Retries of a failed pod.")
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Container image of the Job; it must provide the `ferry` command. Default: the operator's "
+        "(Helm value jobs.image, else the operator's own image).",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="When the kubelet pulls the image (the container's imagePullPolicy). Default: the "
+        "operator's (Helm value jobs.imagePullPolicy).",
+    )
+    resources: Resources | None = Field(
+        default=None,
+        description="Requests and limits of the Job's container. When set, it replaces the operator's defaults "
+        "(Helm value jobs.resources) whole: what it leaves out is unset, not defaulted.",
+    )
+    backoff_limit: int | None = Field(
+        default=None,
+        ge=0,
+        le=20,
+        description="The Job's backoffLimit: how many times a failed pod is retried before the Job fails. Only "
+        "a Failed result exits non-zero, so PartiallyFailed work is not retried. Default: the operator's "
+        "(Helm value jobs.backoffLimit).",
+    )
     active_deadline_seconds: int | None = Field(
-        default=None, ge=1, description="Wall-clock limit of the Job; it fails with DeadlineExceeded after it."
+        default=None,
+        ge=1,
+        description="The Job's activeDeadlineSeconds: seconds the Job may run, retries included, before "
+        "Kubernetes stops it and it fails with DeadlineExceeded. Default: the operator's (Helm value "
+        "jobs.activeDeadlineSeconds).",
     )
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="Seconds a finished Job is kept before Kubernetes deletes it."
+        default=None,
+        ge=0,
+        description="The Job's ttlSecondsAfterFinished: seconds a finished Job (and its pods and logs) is kept "
+        "before Kubernetes deletes it. Default: the operator's (Helm value jobs.ttlSecondsAfterFinished).",
     )
     service_account_name: str | None = Field(
-        default=None, pattern=DNS_SUBDOMAIN, description="ServiceAccount of the Job; default: the operator's."
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        description="ServiceAccount the Job's pod runs as; to report progress it must be allowed to patch this "
+        "resource's status. Default: the operator's (Helm value jobs.serviceAccountName).",
     )
-    node_selector: dict[str, str] | None = None
-    tolerations: list[Toleration] | None = None
-    env: list[EnvVar] | None = Field(default=None, description="Extra environment of the Job's container.")
+    node_selector: dict[str, str] | None = Field(
+        default=None, description="Node labels the Job's pod requires (the pod's nodeSelector). Unset: any node."
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None, description="Tolerations of the Job's pod, to let it run on nodes with matching taints."
+    )
+    env: list[EnvVar] | None = Field(
+        default=None,
+        description="Extra environment variables of the Job's container, added after the operator's own; "
+        "FERRY_JOB, KIROFRAME_TOKEN, HOME and TMPDIR are reserved.",
+    )
 
 
 class ScheduleSpec(ApiModel):
     """Cron-style scheduling, as in a Kubernetes CronJob, run by the operator itself."""
 
     time_zone: str | None = Field(
-        default=None, max_length=64, description="IANA time zone the schedule is read in (default UTC)."
+        default=None,
+        max_length=64,
+        description="IANA time zone the schedule is read in, e.g. Europe/Berlin. Unset: UTC.",
     )
-    suspend: bool = Field(default=False, description="Stop starting new runs; running ones continue.")
+    suspend: bool = Field(
+        default=False,
+        description="Start no new scheduled runs while true; a running Job continues. When it is set back to "
+        "false, the latest run that came due meanwhile starts, unless past startingDeadlineSeconds.",
+    )
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = Field(
-        default="Forbid", description="What to do when a run is due while the previous one still runs."
+        default="Forbid",
+        description="When a run is due while an earlier run's Job is still active: Allow starts it too, Forbid "
+        "skips it (counted in status.missedRuns), Replace deletes the active Job(s) and starts it.",
     )
     starting_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
-        description="A run not started within this many seconds of its time is counted as missed and skipped.",
+        description="A run not started within this many seconds of its scheduled time (e.g. the operator was "
+        "down) is counted as missed and skipped. Unset: no deadline.",
     )
-    successful_jobs_history_limit: int = Field(default=3, ge=0, le=100, description="Finished Jobs kept.")
-    failed_jobs_history_limit: int = Field(default=1, ge=0, le=100, description="Failed Jobs kept.")
+    successful_jobs_history_limit: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Completed Jobs of scheduled runs to keep (PartiallyFailed runs complete too); older ones "
+        "are deleted after each run.",
+    )
+    failed_jobs_history_limit: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Failed Jobs of scheduled runs to keep; older ones are deleted after each run.",
+    )
 
 
 CRON_DESCRIPTION = (
@@ -189,23 +287,32 @@ DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class Condition(StatusModel):
-    """metav1.Condition."""
+    """One aspect of the resource's state (Kubernetes metav1.Condition)."""
 
-    type: str = Field(max_length=316)
-    status: Literal["True", "False", "Unknown"]
-    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    message: str | None = Field(default=None, max_length=32768)
-    last_transition_time: DateTime
-    observed_generation: int | None = Field(default=None, ge=0)
+    type: str = Field(max_length=316, description="Type of the condition: Succeeded or Validated.")
+    status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
+    reason: str = Field(
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="CamelCase reason for the condition's last change, e.g. JobCreated, Running, "
+        "WaitingForExport, Succeeded, InvalidSpec.",
+    )
+    message: str | None = Field(default=None, max_length=32768, description="Human-readable details.")
+    last_transition_time: DateTime = Field(description="When status last changed from one value to another.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation of the resource the condition was set for."
+    )
 
 
 class ProgressStatus(StatusModel):
     """Live progress of the running Job, patched by the Job itself."""
 
-    total: int = Field(default=0, description="Objects to carry, as far as known yet.")
-    done: int = Field(default=0, description="Objects carried.")
-    failed: int = Field(default=0, description="Objects that failed.")
-    summary: str = Field(default="", description="done/total, for the printer column.")
+    total: int = Field(
+        default=0, description="Objects to carry, as far as known yet; it grows while the Job finds work."
+    )
+    done: int = Field(default=0, description="Objects carried so far.")
+    failed: int = Field(default=0, description="Objects that failed so far.")
+    summary: str = Field(default="", description="done/total, for the Progress printer column.")
 
     @classmethod
     def of(cls, total: int, done: int, failed: int) -> ProgressStatus:
@@ -213,43 +320,93 @@ class ProgressStatus(StatusModel):
 
 
 class BaseStatus(StatusModel):
-    phase: Phase | None = None
-    conditions: list[Condition] | None = None
-    observed_generation: int | None = None
-    job_name: str | None = None
-    start_time: DateTime | None = None
-    completion_time: DateTime | None = None
-    progress: ProgressStatus | None = None
-    counts: Counts | None = None
-    message: str | None = None
-    failed: list[str] | None = Field(default=None, description="Objects that failed, each with its reason.")
-    validation_errors: list[str] | None = None
+    """What the operator observed; written by the operator (and a running Job's progress)."""
+
+    phase: Phase | None = Field(
+        default=None,
+        description="Where the work is: Pending (Job created, or waiting for an export or the first scheduled "
+        "run), Running, then how it ended: Succeeded, PartiallyFailed (some objects failed), Failed, or "
+        "FailedValidation (see validationErrors; no Job is started). On a schedule: the latest run's.",
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Succeeded (True: succeeded; False: failed, partly failed or invalid; Unknown: pending or "
+        "running) and Validated (False while the spec has problems).",
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        description="metadata.generation of the spec the operator last acted on (validated, or started a Job "
+        "for). A one-shot resource does not follow spec changes once its Job started.",
+    )
+    job_name: str | None = Field(
+        default=None, description="Name of the Job doing the work; on a schedule, the latest run's Job."
+    )
+    start_time: DateTime | None = Field(default=None, description="When the (latest) Job started running.")
+    completion_time: DateTime | None = Field(default=None, description="When the (latest) work finished.")
+    progress: ProgressStatus | None = Field(
+        default=None,
+        description="Live progress of the (latest) Job, patched by the Job itself (by default at most every 2 s).",
+    )
+    counts: Counts | None = Field(default=None, description="Objects the (latest) finished Job carried, by kind.")
+    message: str | None = Field(
+        default=None, description="Human-readable summary of the current state or of the last result."
+    )
+    failed: list[str] | None = Field(
+        default=None,
+        description="Objects that failed in the (latest) finished Job, each with its reason; cut short when "
+        "the Job's result does not fit its 4 KB termination message.",
+    )
+    validation_errors: list[str] | None = Field(
+        default=None,
+        description="Problems found in the spec, one per line naming the field; set with phase FailedValidation, "
+        "cleared once the spec is valid.",
+    )
 
 
 class JobReference(StatusModel):
-    name: str
-    scheduled_time: DateTime | None = None
+    """A Job of a scheduled run that has not finished yet."""
+
+    name: str = Field(description="Name of the Job.")
+    scheduled_time: DateTime | None = Field(default=None, description="Scheduled time of the run the Job is for.")
 
 
 class RunResult(StatusModel):
     """The outcome of the last finished scheduled run."""
 
-    phase: Phase
-    job_name: str
-    scheduled_time: DateTime | None = None
-    completion_time: DateTime | None = None
-    counts: Counts | None = None
-    message: str | None = None
-    path: str | None = None
+    phase: Phase = Field(description="How the run ended: Succeeded, PartiallyFailed or Failed.")
+    job_name: str = Field(description="Name of the run's Job.")
+    scheduled_time: DateTime | None = Field(default=None, description="Scheduled time of the run.")
+    completion_time: DateTime | None = Field(default=None, description="When the run finished.")
+    counts: Counts | None = Field(default=None, description="Objects the run carried, by kind.")
+    message: str | None = Field(default=None, description="Human-readable summary of the run's result.")
+    path: str | None = Field(
+        default=None,
+        description="MlflowExport: the run's export directory, relative to the claim's root; unset if the "
+        "run Failed.",
+    )
 
 
 class ScheduleStatus(StatusModel):
-    last_schedule_time: DateTime | None = None
-    last_successful_time: DateTime | None = None
-    next_schedule_time: DateTime | None = None
-    active: list[JobReference] | None = None
-    last_missed_time: DateTime | None = Field(default=None, description="Latest scheduled time that was skipped.")
-    missed_runs: int | None = Field(
-        default=None, description="Runs skipped: past startingDeadlineSeconds, or forbidden by concurrencyPolicy."
+    """The schedule's side of the status, as a CronJob's."""
+
+    last_schedule_time: DateTime | None = Field(
+        default=None, description="Scheduled time of the latest run a Job was created for."
     )
-    last_result: RunResult | None = None
+    last_successful_time: DateTime | None = Field(
+        default=None, description="When the latest run that did not fail (Succeeded or PartiallyFailed) finished."
+    )
+    next_schedule_time: DateTime | None = Field(
+        default=None, description="The next scheduled time, as of the operator's latest look."
+    )
+    active: list[JobReference] | None = Field(default=None, description="Jobs of runs that have not finished yet.")
+    last_missed_time: DateTime | None = Field(
+        default=None,
+        description="When runs were last skipped: the skipped scheduled time (concurrencyPolicy Forbid), or the "
+        "time the operator found runs past startingDeadlineSeconds.",
+    )
+    missed_runs: int | None = Field(
+        default=None,
+        description="Scheduled runs skipped so far: superseded by a later one (operator away, or suspended), past "
+        "startingDeadlineSeconds, or forbidden by concurrencyPolicy.",
+    )
+    last_result: RunResult | None = Field(default=None, description="The outcome of the latest finished run.")

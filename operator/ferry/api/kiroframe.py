@@ -19,17 +19,38 @@ from ferry.options import KiroframeOptions
 
 
 class KiroframeTarget(ApiModel):
-    url: str = Field(pattern=HTTP_URL, max_length=2048, description="Kiroframe base URL.")
-    token_secret: SecretKeyRef = Field(description="Secret key holding the profiling token.")
+    """The Kiroframe instance the metadata is sent to."""
+
+    url: str = Field(
+        pattern=HTTP_URL,
+        max_length=2048,
+        description="Kiroframe base URL; records are posted to <url>/arcee/v2/import. No credentials in it.",
+    )
+    token_secret: SecretKeyRef = Field(
+        description="Secret key holding the Kiroframe profiling token, passed to the Job as KIROFRAME_TOKEN."
+    )
 
 
 class KiroframeSyncSpec(ScheduleSpec):
-    source: TrackingServer
-    kiroframe: KiroframeTarget
+    """Which tracking server to send to which Kiroframe, on which schedule."""
+
+    source: TrackingServer = Field(description="The tracking server whose metadata is sent.")
+    kiroframe: KiroframeTarget = Field(description="Where the metadata is sent.")
     schedule: str = Field(min_length=1, max_length=128, description=CRON_DESCRIPTION)
-    options: KiroframeOptions | None = None
-    job: JobSettings | None = None
+    options: KiroframeOptions | None = Field(
+        default=None, description="What each sync sends. Unset: every option's default."
+    )
+    job: JobSettings | None = Field(
+        default=None, description="How each run's Job is run. Unset fields take the operator's defaults."
+    )
 
 
 class KiroframeSyncStatus(BaseStatus, ScheduleStatus):
-    watermark: int | None = Field(default=None, description="Start of the next incremental sync (ms).")
+    """The state of the schedule and of its latest run; written by the operator."""
+
+    watermark: int | None = Field(
+        default=None,
+        description="Milliseconds since the epoch at which the latest sync that did not fail began reading "
+        "MLflow; an incremental sync sends runs that started or ended since then, plus running ones. "
+        "Unset: the next sync sends everything.",
+    )
