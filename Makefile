@@ -9,6 +9,7 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports --no-cache
 
 # Side-by-side benchmarks against the peers (bench/README.md); QUICK=1 for the few-minute run.
 bench: setup
