@@ -31,7 +31,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # No cluster-wide reads of CustomResourceDefinitions and Namespaces: the CRDs are installed
     # before the operator starts, and namespaces are named (no globs). That keeps RBAC minimal.
     settings.scanning.disabled = True
-    settings.execution.max_workers = 16
+    settings.execution.max_workers = 48
     settings.watching.server_timeout = 600
     memo.controller = Controller(Kube(), OperatorSettings())
 

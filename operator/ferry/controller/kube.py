@@ -15,7 +15,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 
 from ferry.api import GROUP, VERSION, Kind
 from ferry.controller.jobs import KIND_LABEL, NAME_LABEL
-from ferry.kube import load_config, patch_status
+from ferry.kube import load_config, patch_status, read_body
 
 
 class StatusNotServed(Exception):
@@ -23,7 +23,7 @@ class StatusNotServed(Exception):
 
 
 def _json(response: Any) -> dict[str, Any]:
-    return json.loads(response.data)
+    return json.loads(read_body(response))
 
 
 class Kube:
@@ -37,7 +37,7 @@ class Kube:
     def create_job(self, job: dict[str, Any]) -> bool:
         """True if created, False if a Job of that name already exists (started before)."""
         try:
-            self.batch.create_namespaced_job(job["metadata"]["namespace"], job, _preload_content=False)
+            read_body(self.batch.create_namespaced_job(job["metadata"]["namespace"], job, _preload_content=False))
         except ApiException as err:
             if err.status == 409:
                 return False
@@ -61,14 +61,16 @@ class Kube:
 
     def annotate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
         try:
-            self.batch.patch_namespaced_job(name, namespace, {"metadata": {"annotations": annotations}})
+            read_body(self.batch.patch_namespaced_job(name, namespace, {"metadata": {"annotations": annotations}},
+                                                      _preload_content=False))
         except ApiException as err:
             if err.status != 404:
                 raise
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+            read_body(self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background",
+                                                       _preload_content=False))
         except ApiException as err:
             if err.status != 404:
                 raise
@@ -99,11 +101,11 @@ class Kube:
         """
         at = f"/metadata/finalizers/{finalizers.index(finalizer)}"
         try:
-            self.custom.patch_namespaced_custom_object(
+            read_body(self.custom.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, kind.plural, name,
                 [{"op": "test", "path": at, "value": finalizer}, {"op": "remove", "path": at}],
                 _content_type="application/json-patch+json", _preload_content=False,
-            )  # fmt: skip
+            ))  # fmt: skip
         except ApiException as err:
             if err.status not in (404, 422):
                 raise
