@@ -295,8 +295,6 @@ def test_scheduled_job_deleted_leaves_the_active_list() -> None:
     assert the_patch(job_deleted(last, job(RUN, "Running", claim=None), NOW)) == {"active": None}
 
 
-@pytest.mark.xfail(strict=True, reason="Resource.scheduled reads spec.schedule only; the old handlers (and "
-                   "its own docstring) treat a KiroframeSync as always scheduled")  # fmt: skip
 def test_a_sync_is_converged_as_a_scheduled_run_even_without_a_schedule() -> None:
     # Only reachable for an object stored without spec.schedule (today's CRD schema requires it).
     old = resource(KIROFRAME_SYNC, {k: v for k, v in SYNC_SPEC.items() if k != "schedule"},

@@ -235,6 +235,12 @@ def test_allow_starts_alongside() -> None:
     assert names == [EARLIER, RUN]
 
 
+def test_allow_keeps_the_scheduled_time_of_runs_still_active() -> None:
+    earlier = {"name": EARLIER, "scheduledTime": YESTERDAY}
+    actions = tick(sync(waiting(active=[earlier]), concurrencyPolicy="Allow"), DUE, SETTINGS, Jobs(active_run()))
+    assert the_patch(created_job(actions).then)["active"] == [earlier, {"name": RUN, "scheduledTime": DUE_TEXT}]
+
+
 # --- missed runs ------------------------------------------------------------------------------------
 
 

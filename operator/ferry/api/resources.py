@@ -35,6 +35,7 @@ class Kind:
     status: type[BaseStatus]
     description: str
     columns: tuple[PrinterColumn, ...] = field(default=())
+    always_scheduled: bool = False  # runs on spec.schedule only, never once
 
     @property
     def singular(self) -> str:
@@ -75,6 +76,7 @@ KIROFRAME_SYNC = Kind(
     spec=KiroframeSyncSpec,
     status=KiroframeSyncStatus,
     description="Pushes MLflow metadata to Kiroframe on a cron schedule, incrementally.",
+    always_scheduled=True,
     columns=(
         PHASE,
         PROGRESS,

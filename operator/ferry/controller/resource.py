@@ -53,7 +53,7 @@ class Resource:
     @property
     def scheduled(self) -> bool:
         """Runs on a schedule (KiroframeSync always, MlflowExport with spec.schedule)."""
-        return bool(self.spec.get("schedule"))
+        return self.kind.always_scheduled or bool(self.spec.get("schedule"))
 
     @cached_property
     def status(self) -> Any:  # the kind's status model; Any so that kind-specific fields type-check

@@ -77,10 +77,12 @@ def tick(resource: Resource, now: datetime, settings: OperatorSettings,
             actions += [DeleteJob(name), Emit("RunReplaced", f"Deleted Job {name} to start the run of {due} (Replace)")]
         active = []
     job_name = scheduled_job_name(resource.name, int(plan.due.timestamp()))
+    known = {ref.name: ref for ref in old.active or []}  # runs still active keep their scheduled time
     message = f"Job {job_name} created for the run of {due}"
     fields.update(
         last_schedule_time=due, missed_runs=missed or None, job_name=job_name, message=message,
-        active=[JobReference(name=n) for n in active if n != job_name] + [JobReference(name=job_name, scheduled_time=due)],
+        active=[known.get(n) or JobReference(name=n) for n in active if n != job_name]
+        + [JobReference(name=job_name, scheduled_time=due)],
         observed_generation=resource.generation,
     )  # fmt: skip
     status = phases.transition(resource, Phase.PENDING, "JobCreated", message, now, **fields)
