@@ -12,9 +12,10 @@ from mlflow import MlflowClient
 from devstack.mlflow_server import MlflowServer
 from ferry.cli.models import export_model, import_model
 from ferry.engine.model_versions import copy_model_version
-from ferry.engine.models import ModelExportOptions
 from ferry.engine.models import export_model as export_model_api
 from ferry.engine.models import import_model as import_model_api
+from ferry.engine.models import parse_stages
+from ferry.options import ExportOptions
 from ferry.tracking import ArtifactStore, TrackingClient, tags_of
 from ferry.tracking.registry import Registry
 from tests.engine.registry_compare import check_links, model_view
@@ -74,9 +75,9 @@ def test_import_to_a_new_name_is_faithful_and_idempotent(model: SeededModel, exp
 def test_export_filters_by_stage_and_by_version(model: SeededModel, src_client: TrackingClient,
                                                 tmp_path: Path) -> None:
     by_stage = export_model_api(src_client, model.name, tmp_path / "stage",
-                                ModelExportOptions(stages=["production", "Archived"]))
-    by_version = export_model_api(src_client, model.name, tmp_path / "version", ModelExportOptions(versions=["2", "10"]))
-    latest = export_model_api(src_client, model.name, tmp_path / "latest", ModelExportOptions(latest_versions=True))
+                                ExportOptions(stages=parse_stages(["production", "Archived"])))
+    by_version = export_model_api(src_client, model.name, tmp_path / "version", ExportOptions(versions=["2", "10"]))
+    latest = export_model_api(src_client, model.name, tmp_path / "latest", ExportOptions(export_latest_versions=True))
 
     def versions(out: str | None) -> list[str]:
         doc = json.loads((Path(str(out)) / "model.json").read_text())
@@ -91,7 +92,7 @@ def test_export_filters_by_stage_and_by_version(model: SeededModel, src_client: 
 def test_delete_model_replaces_what_was_there(model: SeededModel, exported: Path, src_client: TrackingClient,
                                               dst_client: TrackingClient, unique: str, tmp_path: Path) -> None:
     name = f"replaced-{unique}"
-    partial = export_model_api(src_client, model.name, tmp_path / "partial", ModelExportOptions(versions=["3"]))
+    partial = export_model_api(src_client, model.name, tmp_path / "partial", ExportOptions(versions=["3"]))
     import_model_api(dst_client, Path(str(partial.path)), model_name=name, experiment_name=f"exp-{unique}")
     Registry(dst_client).set_model_tag(name, "stale", "yes")
     assert [v["version"] for v in Registry(dst_client).versions(name)] == ["1"]

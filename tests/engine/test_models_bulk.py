@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from devstack.mlflow_server import MlflowServer
 from ferry.cli.models import export_models, import_models
-from ferry.engine.options import ExportOptions, ImportOptions, Selection
 from ferry.engine.service import export_objects, import_objects
+from ferry.options import ExportOptions, ImportOptions, ImportTarget, ModelVersionRef, Selection
 from ferry.tracking import TrackingClient
 from ferry.tracking.registry import Registry
 from tests.engine.registry_compare import check_links, model_view
@@ -58,13 +58,13 @@ def test_service_exports_and_imports_models_and_versions(family: tuple[str, list
                                                          src_client: TrackingClient, dst_client: TrackingClient,
                                                          tmp_path: Path, unique: str) -> None:
     _, (first, second) = family
-    selection = Selection(models=[first.name], model_versions=[(second.name, "2")])
+    selection = Selection(models=[first.name], model_versions=[ModelVersionRef(model=second.name, version="2")])
     exported = export_objects(src_client.uri, tmp_path / "job", selection, ExportOptions())
     assert (exported.phase, exported.counts.models, exported.counts.versions) == ("Succeeded", 1, 3)
 
-    options = ImportOptions(experiment_name=f"job-{unique}")
+    target = ImportTarget(experiment_name=f"job-{unique}")
     for _ in range(2):  # idempotent: the second pass creates nothing
-        imported = import_objects(dst_client.uri, tmp_path / "job", options)
+        imported = import_objects(dst_client.uri, tmp_path / "job", ImportOptions(), target)
         assert imported.phase == "Succeeded", imported.failed
     assert model_view(dst_client, first.name)["versions"] == model_view(src_client, first.name)["versions"]
     [version] = Registry(dst_client).versions(second.name)

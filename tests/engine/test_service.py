@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.mlflow_server import MlflowServer
-from ferry.engine.options import ExportOptions, ImportOptions, Selection
 from ferry.engine.service import export_objects, import_objects
+from ferry.options import ExportOptions, ImportOptions, ImportTarget, Renames, Selection
 from ferry.progress import Progress
 from ferry.tracking import TrackingClient
 from tests.engine.seed import Seeded
@@ -23,15 +23,15 @@ def test_export_then_import_objects(seeded: Seeded, mlflow_src: MlflowServer, ml
     assert seen[-1] == Progress(total=5, done=5, failed=0)
 
     renames = {seeded.experiment_name: f"svc-{unique}"}
-    result = import_objects(mlflow_dst.uri, tmp_path, ImportOptions(experiment_name=f"svc-runs-{unique}"),
-                            experiment_renames=renames)
+    result = import_objects(mlflow_dst.uri, tmp_path, ImportOptions(),
+                            ImportTarget(experiment_name=f"svc-runs-{unique}", renames=Renames(experiments=renames)))
     assert result.phase == "Succeeded", result.failed
     assert (result.counts.experiments, result.counts.runs) == (1, 5)
     exp = dst_client.get_experiment_by_name(f"svc-{unique}")
     assert exp is not None and len(list(dst_client.search_runs([exp["experiment_id"]]))) == 4
 
     single = import_objects(mlflow_dst.uri, tmp_path / "runs" / seeded.child,
-                            ImportOptions(experiment_name=f"svc-one-{unique}"))
+                            ImportOptions(), ImportTarget(experiment_name=f"svc-one-{unique}"))
     assert (single.phase, single.counts.runs) == ("Succeeded", 1)
 
 

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from ferry.api.export import MlflowExportSpec
 from ferry.api.job import JobPayload
 from ferry.errors import NotFoundError, UsageError
+from ferry.options import ExportOptions, ImportOptions, ImportTarget, KiroframeOptions, ModelVersionRef
 from ferry.outcome import Outcome
 from ferry.progress import Progress
+from ferry.runner import engines
 from ferry.runner.engines import prune_exports
-from ferry.runner.job import execute, exit_code, read_payload, report
+from ferry.runner.job import execute, exit_code, read_payload, read_spec, report
 from ferry.runner.reporter import ProgressReporter
 
 
@@ -55,10 +58,10 @@ def test_a_refused_progress_patch_does_not_stop_the_work(capsys: pytest.CaptureF
 def test_engine_errors_become_a_failed_outcome_and_a_termination_message(tmp_path: Path) -> None:
     payload = JobPayload(kind="MlflowExport", name="n", namespace="d", spec={})
 
-    def missing(_payload, _sink):
+    def missing(_spec, _payload, _sink):
         raise NotFoundError("experiment 'x' not found at http://mlflow:5000")
 
-    outcome = execute(payload, missing, None)
+    outcome = execute(missing, MlflowExportSpec.model_construct(), payload, None)
     assert outcome.phase == "Failed" and outcome.message == "experiment 'x' not found at http://mlflow:5000"
     assert exit_code(outcome) == 1 and exit_code(Outcome(phase="PartiallyFailed")) == 0
     log = tmp_path / "termination-log"
@@ -75,3 +78,63 @@ def test_scheduled_exports_keep_the_newest(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "nightly-20240102T000000Z", "nightly-20240103T000000Z", "other-20230101T000000Z"
     ]  # fmt: skip
+
+
+EXPORT_SPEC = {
+    "source": {"trackingUri": "http://mlflow-a:5000"},
+    "objects": {"experiments": ["churn"], "modelVersions": [{"model": "m", "version": "3"}]},
+    "destination": {"pvc": {"claimName": "exports"}},
+}
+IMPORT_SPEC = {
+    "destination": {"trackingUri": "http://mlflow-b:5000"},
+    "source": {"exportRef": {"name": "nightly"}},
+    "target": {"experimentName": "copy", "renames": {"models": {"m": "m-copy"}}},
+    "options": {"importSourceTags": True},
+}
+SYNC_SPEC = {
+    "source": {"trackingUri": "http://mlflow-a:5000"},
+    "kiroframe": {"url": "https://kiroframe.example", "tokenSecret": {"name": "kf", "key": "token"}},
+    "schedule": "*/5 * * * *",
+}
+
+
+def test_the_spec_is_validated_once_into_its_kinds_model() -> None:
+    spec = read_spec(JobPayload(kind="MlflowExport", name="n", namespace="d", spec=EXPORT_SPEC))
+    assert spec.objects.model_versions == [ModelVersionRef(model="m", version="3")]
+    with pytest.raises(UsageError, match="invalid MlflowImport spec: destination"):
+        read_spec(JobPayload(kind="MlflowImport", name="n", namespace="d", spec={"source": {}}))
+
+
+def test_export_and_import_jobs_hand_the_specs_models_to_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.engine import service
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(service, "export_objects", lambda *args, **kwargs: calls.append(args) or Outcome())
+    monkeypatch.setattr(service, "import_objects", lambda *args, **kwargs: calls.append(args) or Outcome())
+    payload = JobPayload(kind="MlflowExport", name="n", namespace="d", spec=EXPORT_SPEC, output_path="/data/x")
+    spec = read_spec(payload)
+    execute(engines.run_export, spec, payload, None)
+    assert calls[-1] == ("http://mlflow-a:5000", Path("/data/x"), spec.objects, ExportOptions())
+
+    payload = JobPayload(kind="MlflowImport", name="n", namespace="d", spec=IMPORT_SPEC, input_path="/data/x")
+    execute(engines.run_import, read_spec(payload), payload, None)
+    uri, _, options, target = calls[-1]
+    assert (uri, options) == ("http://mlflow-b:5000", ImportOptions(import_source_tags=True))
+    assert target == ImportTarget.model_validate(IMPORT_SPEC["target"])
+
+
+def test_a_sync_job_takes_the_resources_options_and_the_watermark(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.kiroframe import sync
+
+    seen = []
+    monkeypatch.setattr(sync, "run_sync", lambda settings, **_: seen.append(settings) or Outcome())
+    monkeypatch.setenv("KIROFRAME_TOKEN", "secret")
+    payload = JobPayload(kind="KiroframeSync", name="n", namespace="d", spec=SYNC_SPEC, watermark=1700000000000)
+    execute(engines.run_kiroframe, read_spec(payload), payload, None)
+    with_options = {**SYNC_SPEC, "options": {"runPageSize": 50, "incremental": False}}
+    payload = JobPayload(kind="KiroframeSync", name="n", namespace="d", spec=with_options, watermark=1700000000000)
+    execute(engines.run_kiroframe, read_spec(payload), payload, None)
+    defaults, given = seen
+    assert {name: getattr(defaults, name) for name in KiroframeOptions.model_fields} == KiroframeOptions().model_dump()
+    assert (defaults.since, defaults.token, defaults.tracking_url) == (1700000000000, "secret", "http://mlflow-a:5000")
+    assert (given.run_page_size, given.incremental, given.since) == (50, False, None)

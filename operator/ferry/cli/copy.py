@@ -37,8 +37,8 @@ def copy_run(run_id: str, experiment_name: str, src_mlflow_uri: str | None, dst_
     src = TrackingClient(_uri(src_mlflow_uri, "--src-mlflow-uri"))
     dst = TrackingClient(_uri(dst_mlflow_uri, "--dst-mlflow-uri"))
     done = copy_one_run(src, dst, run_id, experiment_name)
-    report(Outcome(counts=Counts(runs=1), message=f"Copied run {run_id} to {done.dst_run_id} in experiment "
-                                                   f"'{experiment_name}' at {dst.uri}"))
+    report(Outcome.of(Counts(runs=1), message=f"Copied run {run_id} to {done.dst_run_id} in experiment "
+                                              f"'{experiment_name}' at {dst.uri}"))
 
 
 def copy_one_run(src: TrackingClient, dst: TrackingClient, run_id: str, experiment_name: str) -> run_engine.RunImport:

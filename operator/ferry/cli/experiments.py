@@ -16,18 +16,14 @@ from ferry.cli.options import (
     workers_and_quiet,
 )
 from ferry.engine import experiments as exp_engine
+from ferry.engine import experiments_bulk
 from ferry.errors import InputError
-from ferry.outcome import Counts, Outcome
 from ferry.progress import Tracker, terminal_sink
 from ferry.tracking import TrackingClient
 
 NOTEBOOK_FORMATS_HELP = "Databricks notebook formats. Values are SOURCE, HTML, JUPYTER or DBC (comma separated)."
 RUN_START_TIME_HELP = ("Only export runs started after this UTC time (inclusive). "
                        "Format: YYYY-MM-DD or YYYY-MM-DD HH:MM:SS.")
-
-
-def _phase(done: int, failed: list[str]) -> str:
-    return "Succeeded" if not failed else ("PartiallyFailed" if done else "Failed")
 
 
 @command("Exports an experiment to a directory.")
@@ -52,10 +48,8 @@ def export_experiment(experiment: str, output_dir: str, run_ids: str | None, exp
         client, experiment, Path(output_dir), run_ids=split_list(run_ids) or None, run_start_time=run_start_time,
         export_deleted_runs=export_deleted_runs, check_nested_runs=check_nested_runs, workers=workers,
         tracker=Tracker(terminal_sink("export-experiment", quiet=quiet)))
-    report(Outcome(phase=_phase(len(done.ok_runs), done.failed),  # type: ignore[arg-type]
-                   counts=Counts(experiments=1, runs=len(done.ok_runs), bytes=done.nbytes), failed=done.failed,
-                   message=f"Exported experiment '{done.name}': {len(done.ok_runs)} runs "
-                           f"({done.skipped_runs} already there), {len(done.failed)} failed, to {output_dir}"))
+    report(done.outcome(f"Exported experiment '{done.name}': {len(done.ok_runs)} runs "
+                        f"({done.skipped_runs} already there), {len(done.failed)} failed, to {output_dir}"))
 
 
 @command("Imports an experiment from a directory.")
@@ -77,10 +71,8 @@ def import_experiment(experiment_name: str, input_dir: str, import_permissions: 
         use_src_user_id=use_src_user_id, workers=workers,
         tracker=Tracker(terminal_sink("import-experiment", quiet=quiet)))
     skipped = sum(r.skipped for r in done.runs)
-    report(Outcome(phase=_phase(len(done.runs), done.failed),  # type: ignore[arg-type]
-                   counts=Counts(experiments=1, runs=len(done.runs)), failed=done.failed,
-                   message=f"Imported {len(done.runs)} runs ({skipped} already there) into experiment "
-                           f"'{experiment_name}', {len(done.failed)} failed"))
+    report(done.outcome(f"Imported {len(done.runs)} runs ({skipped} already there) into experiment "
+                        f"'{experiment_name}', {len(done.failed)} failed"))
 
 
 @command("Exports experiments to a directory.")
@@ -100,16 +92,14 @@ def export_experiments(experiments: str, output_dir: str, export_permissions: bo
     warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
     exp_engine.parse_run_start_time(run_start_time)
     client = TrackingClient(tracking_uri())
-    bulk = exp_engine.export_experiments(
+    bulk = experiments_bulk.export_experiments(
         client, experiments, Path(output_dir), run_start_time=run_start_time, export_deleted_runs=export_deleted_runs,
         workers=workers, tracker=Tracker(terminal_sink("export-experiments", quiet=quiet)),
         options={"experiments": experiments, "output_dir": output_dir, "run_start_time": run_start_time,
                  "export_deleted_runs": export_deleted_runs, "use_threads": use_threads})
-    failed = bulk.failed + [f for e in bulk.experiments for f in e.failed]
-    runs = sum(len(e.ok_runs) for e in bulk.experiments)
-    report(Outcome(phase=_phase(runs + len(bulk.experiments), failed),  # type: ignore[arg-type]
-                   counts=Counts(experiments=len(bulk.experiments), runs=runs), failed=failed,
-                   message=f"Exported {len(bulk.experiments)} experiments, {runs} runs, to {output_dir}"))
+    counts = bulk.counts
+    report(bulk.outcome(f"Exported {counts.experiments} experiments, {counts.runs} runs, to {output_dir}",
+                        path=output_dir))
 
 
 @command("Imports experiments from a directory.")
@@ -126,17 +116,14 @@ def import_experiments(input_dir: str, import_permissions: bool, import_source_t
                        experiment_rename_file: str | None, use_threads: bool, workers: int, quiet: bool) -> None:
     warn_databricks_only(import_permissions=import_permissions)
     renames = read_rename_file(experiment_rename_file) if experiment_rename_file else None
-    exp_engine.read_experiments_index(Path(input_dir))
+    experiments_bulk.read_experiments_index(Path(input_dir))
     client = TrackingClient(tracking_uri())
-    done, failed = exp_engine.import_experiments(
+    bulk = experiments_bulk.import_experiments(
         client, Path(input_dir), renames=renames, import_source_tags=import_source_tags,
         use_src_user_id=use_src_user_id, workers=workers,
         tracker=Tracker(terminal_sink("import-experiments", quiet=quiet)))
-    failed += [f for e in done for f in e.failed]
-    runs = sum(len(e.runs) for e in done)
-    report(Outcome(phase=_phase(runs + len(done), failed),  # type: ignore[arg-type]
-                   counts=Counts(experiments=len(done), runs=runs), failed=failed,
-                   message=f"Imported {len(done)} experiments, {runs} runs"))
+    counts = bulk.counts
+    report(bulk.outcome(f"Imported {counts.experiments} experiments, {counts.runs} runs"))
 
 
 def read_rename_file(path: str) -> dict[str, str]:

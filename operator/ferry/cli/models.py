@@ -6,6 +6,8 @@ import click
 
 from ferry.cli import registry_options as opts
 from ferry.engine import models as engine
+from ferry.engine import models_bulk
+from ferry.options import ExportOptions
 
 
 @opts.command("Export a registered model, its versions and the versions' runs.")
@@ -22,12 +24,13 @@ from ferry.engine import models as engine
 @opts.run_command
 def export_model(ctx: opts.Context, model: str, output_dir: str, stages: str | None, versions: str | None,
                  export_latest_versions: bool, export_version_model: bool, export_deleted_runs: bool):
-    options = engine.ModelExportOptions(
-        stages=opts.split_list(stages), versions=opts.split_list(versions), latest_versions=export_latest_versions,
-        export_version_model=export_version_model, export_deleted_runs=export_deleted_runs, workers=ctx.workers)
-    if options.stages and options.versions:
+    if opts.split_list(stages) and opts.split_list(versions):
         raise opts.UsageError("--stages and --versions cannot be used together")
-    return engine.export_model(ctx.client(), model, output_dir, options, progress=ctx.progress("export-model"))
+    options = ExportOptions(stages=engine.parse_stages(stages), versions=opts.split_list(versions),
+                            export_latest_versions=export_latest_versions, export_version_model=export_version_model,
+                            export_deleted_runs=export_deleted_runs)
+    return engine.export_model(ctx.client(), model, output_dir, options, workers=ctx.workers,
+                               progress=ctx.progress("export-model"))
 
 
 @opts.command("Import a registered model exported by export-model (ours or mlflow-export-import's).")
@@ -71,14 +74,12 @@ def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str |
                   run_start_time: str | None, runs_until: str | None, use_threads: bool):
     if runs_until:
         raise opts.UsageError("--runs-until is not supported: use --run-start-time")
-    options = engine.ModelExportOptions(
-        stages=opts.split_list(stages), latest_versions=export_latest_versions,
-        export_version_model=export_version_model, export_deleted_runs=export_deleted_runs, workers=ctx.workers)
-    from ferry.engine import models_bulk as bulk
-
-    return bulk.export_models(ctx.client(), opts.names_argument(models), output_dir, options,
-                              export_all_runs=export_all_runs, run_start_time=run_start_time,
-                              progress=ctx.progress("export-models"))
+    options = ExportOptions(stages=engine.parse_stages(stages), export_latest_versions=export_latest_versions,
+                            export_version_model=export_version_model, export_deleted_runs=export_deleted_runs,
+                            run_start_time=run_start_time)
+    return models_bulk.export_models(ctx.client(), opts.names_argument(models), output_dir, options,
+                                     export_all_runs=export_all_runs, workers=ctx.workers,
+                                     progress=ctx.progress("export-models"))
 
 
 @opts.command("Import registered models and their experiments written by export-models.")
@@ -96,10 +97,8 @@ def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str |
 def import_models(ctx: opts.Context, input_dir: str, delete_model: bool, experiment_rename_file: str | None,
                   model_rename_file: str | None, import_source_tags: bool, use_src_user_id: bool,
                   use_threads: bool, verbose: bool):
-    from ferry.engine import models_bulk as bulk
-
-    return bulk.import_models(ctx.client(), input_dir, delete_model=delete_model,
-                              experiment_renames=opts.rename_file(experiment_rename_file),
-                              model_renames=opts.rename_file(model_rename_file),
-                              import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
-                              workers=ctx.workers, progress=ctx.progress("import-models"))
+    return models_bulk.import_models(ctx.client(), input_dir, delete_model=delete_model,
+                                     experiment_renames=opts.rename_file(experiment_rename_file),
+                                     model_renames=opts.rename_file(model_rename_file),
+                                     import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
+                                     workers=ctx.workers, progress=ctx.progress("import-models"))

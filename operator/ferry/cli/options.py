@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from ferry.errors import UsageError
-from ferry.outcome import Outcome
+from ferry.outcome import Outcome, Phase
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,7 +83,7 @@ def report(outcome: Outcome) -> None:
     print(outcome.message)
     for failure in outcome.failed:
         print(f"Failed: {failure}", file=sys.stderr)
-    if outcome.phase == "PartiallyFailed":
+    if outcome.phase is Phase.PARTIALLY_FAILED:
         sys.exit(3)
-    if outcome.phase == "Failed":
+    if outcome.phase is Phase.FAILED:
         sys.exit(1)

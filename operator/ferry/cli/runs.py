@@ -22,7 +22,8 @@ def export_run(run_id: str, output_dir: str, notebook_formats: str) -> None:
     warn_databricks_only(notebook_formats=notebook_formats)
     client = TrackingClient(tracking_uri())
     done = run_engine.export_run(client, run_id, Path(output_dir), resume=False)
-    report(Outcome(counts=Counts(runs=1, bytes=done.nbytes), message=f"Exported run {run_id} to {output_dir}"))
+    report(Outcome.of(Counts(runs=1, bytes=done.nbytes), message=f"Exported run {run_id} to {output_dir}",
+                      path=output_dir))
 
 
 @command("Imports a run from a directory.")
@@ -44,5 +45,5 @@ def import_run(input_dir: str, experiment_name: str, import_source_tags: bool, u
                                  use_src_user_id=use_src_user_id, mlmodel_fix=mlmodel_fix, defer_delete=True)
     finish_links(client, [done])
     what = "already imported as" if done.skipped else "imported as"
-    report(Outcome(counts=Counts(runs=1), message=f"Run {done.src_run_id} {what} {done.dst_run_id} "
-                                                   f"in experiment '{experiment_name}'"))
+    report(Outcome.of(Counts(runs=1), message=f"Run {done.src_run_id} {what} {done.dst_run_id} "
+                                              f"in experiment '{experiment_name}'"))

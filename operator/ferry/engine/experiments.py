@@ -1,4 +1,4 @@
-"""Export and import of experiments (one, or many in the peer's bulk layout).
+"""Export and import of one experiment (many at once, in the peer's bulk layout: `ferry.engine.experiments_bulk`).
 
 Export streams: runs come from paged runs/search, are handled in slices of `SLICE` runs (their
 metric histories fetched in bulk, one request per metric key per slice), and each slice is
@@ -9,7 +9,6 @@ of runs; only run ids are kept for ``experiment.json``, which is written last.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,11 +19,11 @@ from typing import Any
 from ferry.engine import runs as run_engine
 from ferry.engine.files import fmt_ts_millis, read_export_file, write_export_file
 from ferry.errors import FerryError, InputError, NotFoundError, UsageError
+from ferry.outcome import Counts, Outcome
 from ferry.progress import Tracker
 from ferry.tracking import JsonDict, TrackingClient, tags_of
 
 EXPERIMENT_JSON = "experiment.json"
-EXPERIMENTS_JSON = "experiments.json"
 SLICE = 100  # runs per bulk metric-history request (the server's cap)
 
 
@@ -39,6 +38,14 @@ class ExperimentExport:
     skipped_runs: int = 0
     nbytes: int = 0
 
+    @property
+    def counts(self) -> Counts:
+        return Counts(experiments=1, runs=len(self.ok_runs), bytes=self.nbytes)
+
+    def outcome(self, message: str | None = None) -> Outcome:
+        """Done when a run was exported: an experiment whose runs all failed has Failed."""
+        return Outcome.of(self.counts, self.failed, message=message, path=str(self.path), done=len(self.ok_runs))
+
 
 @dataclass
 class ExperimentImport:
@@ -46,6 +53,14 @@ class ExperimentImport:
     name: str
     runs: list[run_engine.RunImport] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counts:
+        return Counts(experiments=1, runs=len(self.runs))
+
+    def outcome(self, message: str | None = None) -> Outcome:
+        """Done when a run was imported: an experiment whose runs all failed has Failed."""
+        return Outcome.of(self.counts, self.failed, message=message, done=len(self.runs))
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -254,92 +269,3 @@ def _experiment_tags(src_exp: Mapping[str, Any], import_source_tags: bool) -> di
         tags.update({f"{run_engine.EXIM_PREFIX}.field.{k}": str(v) for k, v in src_exp.items()
                      if k != "tags" and not k.startswith("_")})
     return tags
-
-
-# -- bulk ------------------------------------------------------------------------------------------
-
-
-def resolve_experiments(client: TrackingClient, spec: str | Sequence[str]) -> list[JsonDict]:
-    """``all``, a comma list, a list, or a ``.txt`` file of experiment names or ids."""
-    if isinstance(spec, str):
-        if spec.endswith(".txt"):
-            path = Path(spec)
-            if not path.is_file():
-                raise InputError(f"experiments file {spec} does not exist")
-            names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        else:
-            names = [s.strip() for s in spec.split(",") if s.strip()]
-    else:
-        names = list(spec)
-    if names in (["all"], ["*"]):
-        return list(client.search_experiments())
-    return [client.find_experiment(n) for n in names]
-
-
-@dataclass
-class BulkExport:
-    experiments: list[ExperimentExport] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-
-def export_experiments(client: TrackingClient, experiments: str | Sequence[str], out_dir: Path, *,
-                       run_start_time: str | int | None = None, export_deleted_runs: bool = False,
-                       include_artifacts: bool = True, workers: int = 4, tracker: Tracker | None = None,
-                       options: Mapping[str, Any] | None = None) -> BulkExport:
-    """Export experiments into ``<out_dir>/<experiment_id>/`` plus ``experiments.json``."""
-    started = time.monotonic()
-    result = BulkExport()
-    for exp in resolve_experiments(client, experiments):
-        exp_id = str(exp["experiment_id"])
-        try:
-            result.experiments.append(export_experiment(
-                client, exp_id, out_dir / exp_id, run_start_time=run_start_time,
-                export_deleted_runs=export_deleted_runs, include_artifacts=include_artifacts,
-                workers=workers, tracker=tracker))
-        except FerryError as err:
-            result.failed.append(f"experiment {exp.get('name', exp_id)}: {err.message}")
-    ok = sum(len(e.ok_runs) for e in result.experiments)
-    bad = sum(len(e.failed_run_ids) for e in result.experiments)
-    write_export_file(out_dir, EXPERIMENTS_JSON, script="export_experiments.py", tracking_uri=client.uri,
-                      mlflow={"experiments": [{"id": e.experiment_id, "name": e.name, "ok_runs": len(e.ok_runs),
-                                               "failed_runs": len(e.failed_run_ids)} for e in result.experiments]},
-                      info={"experiment_names": [e.name for e in result.experiments],
-                            "options": dict(options or {}),
-                            "status": {"duration": round(time.monotonic() - started, 1),
-                                       "experiments": len(result.experiments), "total_runs": ok + bad,
-                                       "ok_runs": ok, "failed_runs": bad}})
-    return result
-
-
-def read_experiments_index(in_dir: Path) -> list[JsonDict]:
-    doc = read_export_file(in_dir / EXPERIMENTS_JSON, "a bulk experiments export")
-    exps = doc["mlflow"].get("experiments")
-    if not isinstance(exps, list):
-        raise InputError(f"{in_dir / EXPERIMENTS_JSON} is corrupt: no 'experiments' list")
-    return exps
-
-
-def rename(name: str, renames: Mapping[str, str] | None) -> str:
-    """The peer's rename rule: the first key that prefixes `name` is replaced by its value."""
-    for old, new in (renames or {}).items():
-        if old and name.startswith(old):
-            return name.replace(old, new, 1)
-    return name
-
-
-def import_experiments(client: TrackingClient, in_dir: Path, *, renames: Mapping[str, str] | None = None,
-                       import_source_tags: bool = False, use_src_user_id: bool = False, mlmodel_fix: bool = True,
-                       workers: int = 4, tracker: Tracker | None = None) -> tuple[list[ExperimentImport], list[str]]:
-    """Import every experiment of a bulk export; returns the imports and the failures."""
-    done: list[ExperimentImport] = []
-    failed: list[str] = []
-    for entry in read_experiments_index(in_dir):
-        exp_dir = in_dir / str(entry["id"])
-        try:
-            name = rename(str(entry.get("name") or read_experiment(exp_dir)["mlflow"]["experiment"]["name"]), renames)
-            done.append(import_experiment(client, exp_dir, name, import_source_tags=import_source_tags,
-                                          use_src_user_id=use_src_user_id, mlmodel_fix=mlmodel_fix,
-                                          workers=workers, tracker=tracker))
-        except FerryError as err:
-            failed.append(f"experiment {entry.get('name', entry.get('id'))}: {err.message}")
-    return done, failed

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ferry.engine import registry_files as files
+from ferry.engine import registry_files
 from ferry.engine.registry_format import JsonDict, tags_dict
 from ferry.tracking.artifacts import ArtifactStore
 from ferry.tracking.client import TrackingClient
@@ -47,7 +47,7 @@ def export_logged_model(client: TrackingClient, model_id: str, out_dir: Path) ->
         "params": {p["key"]: p.get("value", "") for p in data.get("params") or []},
         "metrics": list(data.get("metrics") or []),
     }
-    files.write(out_dir, LOGGED_MODEL_FILE, fields, uri=client.uri, script="export_logged_model.py")
+    registry_files.write(out_dir, LOGGED_MODEL_FILE, fields, uri=client.uri, script="export_logged_model.py")
     return nbytes
 
 
@@ -56,7 +56,7 @@ def import_logged_model(client: TrackingClient, in_dir: Path, dst_run: JsonDict)
 
     A logged model this import created before (tagged with the source id) is reused.
     """
-    src = files.read(in_dir / LOGGED_MODEL_FILE, "an exported logged model")["mlflow"]
+    src = registry_files.read(in_dir / LOGGED_MODEL_FILE, "an exported logged model")["mlflow"]
     run_id = dst_run["info"]["run_id"]
     for output in (dst_run.get("outputs") or {}).get("model_outputs") or []:
         existing = _get(client, output["model_id"])["info"]

@@ -16,9 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.engine import logged_models
-from ferry.engine import registry_files as files
-from ferry.engine import registry_runs as runs
+from ferry.engine import logged_models, registry_files, registry_runs
 from ferry.engine.registry_format import (
     NO_STAGE,
     SOURCE_MODEL_TAG,
@@ -146,10 +144,10 @@ def export_model_version(client: TrackingClient, name: str, version: str, output
     found = registry.get_version(name, str(version))
     aliases = aliases_by_version(model).get(str(found["version"]), [])
 
-    write = functools.partial(files.write, out, uri=client.uri, script="export_model_version.py")
+    write = functools.partial(registry_files.write, out, uri=client.uri, script="export_model_version.py")
     write(MODEL_FILE, {"registered_model": model_to_file(model)})
     # A version's run is exported even if deleted: without it the version cannot be rebuilt.
-    run = runs.export_version_run(client, found["run_id"], out / RUN_DIR, export_deleted=True)
+    run = registry_runs.export_version_run(client, found["run_id"], out / RUN_DIR, export_deleted=True)
     experiment = client.get_experiment(run["info"]["experiment_id"])
     write(EXPERIMENT_FILE, {"experiment": with_human_times(experiment, "creation_time", "last_update_time")})
     entry = add_run_facts(version_to_file(found, aliases), run_artifact_uri=run["info"]["artifact_uri"],
@@ -158,12 +156,12 @@ def export_model_version(client: TrackingClient, name: str, version: str, output
         logged_models.export_logged_model(client, str(model_id_of(found)), out / found["run_id"])
     info: JsonDict = {}
     if export_version_model:
-        runs.download_model(client, found, out / VERSION_MODEL_DIR)
+        registry_runs.download_model(client, found, out / VERSION_MODEL_DIR)
         entry["_download_uri"] = f"models:/{name}/{found['version']}"
         info["vrm_export_version_model"] = True
     write(VERSION_FILE, {"model_version": entry}, info)
-    return Outcome(counts=Counts(runs=1, versions=1), path=str(out),
-                   message=f"exported version {found['version']} of registered model '{name}' to {out}")
+    return Outcome.of(Counts(runs=1, versions=1), path=str(out),
+                      message=f"exported version {found['version']} of registered model '{name}' to {out}")
 
 
 # -- import ----------------------------------------------------------------------------------------
@@ -175,13 +173,15 @@ def import_model_version(client: TrackingClient, input_dir: str | Path, *, model
                          await_creation_for: float | None = None) -> Outcome:
     """Import a version directory as a new version of `model_name` (idempotently)."""
     src_dir = Path(input_dir)
-    version_doc = files.read(src_dir / VERSION_FILE)
-    src = files.section(version_doc, "model_version", src_dir / VERSION_FILE)
-    src_model = files.section(files.read(src_dir / MODEL_FILE), "registered_model", src_dir / MODEL_FILE)
+    version_doc = registry_files.read(src_dir / VERSION_FILE)
+    src = registry_files.section(version_doc, "model_version", src_dir / VERSION_FILE)
+    src_model = registry_files.section(registry_files.read(src_dir / MODEL_FILE), "registered_model",
+                                       src_dir / MODEL_FILE)
     registry = Registry(client)
 
     if import_metadata:
-        experiment = files.section(files.read(src_dir / EXPERIMENT_FILE), "experiment", src_dir / EXPERIMENT_FILE)
+        experiment = registry_files.section(registry_files.read(src_dir / EXPERIMENT_FILE), "experiment",
+                                            src_dir / EXPERIMENT_FILE)
         client.get_or_create_experiment(experiment_name, tags=tags_dict(experiment.get("tags")))
     if create_model:
         if import_metadata:
@@ -193,10 +193,11 @@ def import_model_version(client: TrackingClient, input_dir: str | Path, *, model
         raise NotFoundError(f"registered model '{model_name}' not found in MLflow at {registry.uri} "
                             "(use --create-model True to create it)")
 
-    origin = VersionOrigin(files.source_uri(version_doc), src_model.get("name") or src["name"], str(src["version"]))
+    origin = VersionOrigin(registry_files.source_uri(version_doc), src_model.get("name") or src["name"],
+                           str(src["version"]))
     return register_once(
         registry, model_name, src, origin,
-        lambda: runs.import_version_run(client, src_dir / RUN_DIR, experiment_name,
+        lambda: registry_runs.import_version_run(client, src_dir / RUN_DIR, experiment_name,
                                         import_source_tags=import_source_tags),
         import_source_tags=import_source_tags, stages_and_aliases=import_stages_and_aliases,
         await_creation_for=await_creation_for, logged_model_dir=src_dir / str(src.get("run_id")))
@@ -218,7 +219,7 @@ def register_once(registry: Registry, model_name: str, src: JsonDict, origin: Ve
         counts, verb = Counts(), "already imported as"
     if stages_and_aliases:
         apply_aliases(registry, model_name, {a: str(created["version"]) for a in src.get("aliases") or []})
-    return Outcome(counts=counts, message=f"{verb} version {created['version']} of registered model '{model_name}'")
+    return Outcome.of(counts, message=f"{verb} version {created['version']} of registered model '{model_name}'")
 
 
 # -- copy ------------------------------------------------------------------------------------------
@@ -246,8 +247,8 @@ def copy_model_version(src: TrackingClient, dst: TrackingClient, src_model: str,
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="copy-model-version-") as tmp:
         export_model_version(src, src_model, src_version, tmp)
         if not dst_experiment_name:
-            experiment = files.section(files.read(Path(tmp) / EXPERIMENT_FILE), "experiment",
-                                       Path(tmp) / EXPERIMENT_FILE)
+            experiment = registry_files.section(registry_files.read(Path(tmp) / EXPERIMENT_FILE), "experiment",
+                                                Path(tmp) / EXPERIMENT_FILE)
             dst_experiment_name = str(experiment["name"])
         outcome = import_model_version(dst, tmp, model_name=dst_model, experiment_name=dst_experiment_name,
                                        create_model=True, import_stages_and_aliases=copy_stages_and_aliases,

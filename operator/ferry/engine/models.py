@@ -11,13 +11,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ferry.engine import logged_models
-from ferry.engine import registry_files as files
-from ferry.engine import registry_runs as runs
+from ferry.engine import logged_models, registry_files, registry_runs
 from ferry.engine.model_versions import (
     VersionOrigin,
     apply_aliases,
@@ -37,6 +33,7 @@ from ferry.engine.registry_format import (
     version_to_file,
 )
 from ferry.errors import FerryError, NotFoundError, UsageError
+from ferry.options import ExportOptions
 from ferry.outcome import Counts, Outcome
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking.client import TrackingClient
@@ -45,18 +42,6 @@ from ferry.tracking.registry import Registry
 MODEL_FILE = "model.json"
 VERSION_MODELS_DIR = "version_models"
 DEFAULT_WORKERS = 4
-
-
-@dataclass(frozen=True)
-class ModelExportOptions:
-    stages: Sequence[str] = ()
-    versions: Sequence[str] = ()
-    latest_versions: bool = False
-    export_version_model: bool = False
-    export_deleted_runs: bool = False
-    # Bulk export stores runs once under experiments/, not again in every model directory.
-    include_runs: bool = True
-    workers: int = DEFAULT_WORKERS
 
 
 def parse_stages(stages: str | Iterable[str] | None) -> list[str]:
@@ -73,12 +58,13 @@ def parse_stages(stages: str | Iterable[str] | None) -> list[str]:
     return found
 
 
-def select_versions(registry: Registry, name: str, options: ModelExportOptions) -> list[JsonDict]:
+def select_versions(registry: Registry, name: str, options: ExportOptions) -> list[JsonDict]:
+    """The versions of `name` that `options` (stages, versions, export_latest_versions) select."""
     stages = parse_stages(options.stages)
     wanted = [str(v).strip() for v in options.versions if str(v).strip()]
     if stages and wanted:
         raise UsageError("--stages and --versions cannot be used together")
-    versions = registry.latest_versions(name) if options.latest_versions else registry.versions(name)
+    versions = registry.latest_versions(name) if options.export_latest_versions else registry.versions(name)
     if wanted:
         present = {str(v["version"]) for v in versions}
         missing = [v for v in wanted if v not in present]
@@ -107,11 +93,15 @@ def _parallel(fn: Callable[[str], object], items: Iterable[str], workers: int) -
 # -- export ----------------------------------------------------------------------------------------
 
 
-def export_model(client: TrackingClient, name: str, output_dir: str | Path,
-                 options: ModelExportOptions | None = None, *, progress: ProgressSink | None = None,
-                 tracker: Tracker | None = None) -> Outcome:
-    """Write the model, the selected versions and their runs; a failed version is listed, not fatal."""
-    options = options or ModelExportOptions()
+def export_model(client: TrackingClient, name: str, output_dir: str | Path, options: ExportOptions | None = None,
+                 *, include_runs: bool = True, workers: int = DEFAULT_WORKERS,
+                 progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
+    """Write the model, the selected versions and their runs; a failed version is listed, not fatal.
+
+    Without `include_runs` the versions' runs are not written into the model directory (a bulk
+    export stores them once, under ``experiments/``).
+    """
+    options = options or ExportOptions()
     out = Path(output_dir)
     registry = Registry(client)
     model = registry.get_model(name)
@@ -120,10 +110,10 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path,
     tracker.add_total(len(selected))
 
     def export_run(run_id: str) -> JsonDict | None:
-        return runs.export_version_run(client, run_id, out / run_id if options.include_runs else None,
-                                       export_deleted=options.export_deleted_runs)
+        return registry_runs.export_version_run(client, run_id, out / run_id if include_runs else None,
+                                                export_deleted=options.export_deleted_runs)
 
-    exported = _parallel(export_run, (v["run_id"] for v in selected), options.workers)
+    exported = _parallel(export_run, (v["run_id"] for v in selected), workers)
     experiment_names: dict[str, str] = {}
     aliases = aliases_by_version(model)
     entries: list[JsonDict] = []
@@ -144,7 +134,7 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path,
             if entry["model_id"]:
                 logged_models.export_logged_model(client, entry["model_id"], out / entry["model_id"])
             if options.export_version_model:
-                runs.download_model(client, version, out / VERSION_MODELS_DIR / entry["version"])
+                registry_runs.download_model(client, version, out / VERSION_MODELS_DIR / entry["version"])
                 entry["_download_uri"] = f"models:/{name}/{entry['version']}"
         except FerryError as err:
             failed.append({"message": err.message, "version": entry})
@@ -161,22 +151,23 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path,
         "num_src_versions": len(entries),
         "num_dst_versions": len(entries),
         "failed_versions": failed,
-        "export_latest_versions": options.latest_versions,
+        "export_latest_versions": options.export_latest_versions,
         "export_permissions": False,
     }
-    files.write(out, MODEL_FILE, {"registered_model": doc}, info, uri=client.uri, script="export_model.py")
-    run_count = len({e["run_id"] for e in entries}) if options.include_runs else 0
+    registry_files.write(out, MODEL_FILE, {"registered_model": doc}, info, uri=client.uri,
+                         script="export_model.py")
+    run_count = len({e["run_id"] for e in entries}) if include_runs else 0
     return _outcome(f"exported registered model '{name}' to {out}", entries, failed, runs=run_count, path=out)
 
 
 def _outcome(message: str, done: Sequence[object], failed: Sequence[JsonDict], *, runs: int,
              path: Path | None = None) -> Outcome:
+    """Done when a version was carried: a model whose versions all failed has Failed."""
     failures = [f"version {f['version'].get('version')} of '{f['version'].get('name')}': {f['message']}"
                 for f in failed]
-    phase = "PartiallyFailed" if failures and done else ("Failed" if failures else "Succeeded")
     summary = f"{message}: {len(done)} versions" + (f", {len(failures)} failed" if failures else "")
-    return Outcome(phase=phase, counts=Counts(models=1, versions=len(done), runs=runs), failed=failures,
-                   message=summary, path=str(path) if path else None)
+    return Outcome.of(Counts(models=1, versions=len(done), runs=runs), failures, message=summary,
+                      path=str(path) if path else None, done=len(done))
 
 
 # -- import ----------------------------------------------------------------------------------------
@@ -187,8 +178,9 @@ RunResolver = Callable[[JsonDict], JsonDict | None]
 
 def read_model(input_dir: Path) -> tuple[JsonDict, str]:
     """The ``registered_model`` section of a model directory and the server it came from."""
-    doc = files.read(input_dir / MODEL_FILE)
-    return files.section(doc, "registered_model", input_dir / MODEL_FILE), files.source_uri(doc)
+    doc = registry_files.read(input_dir / MODEL_FILE)
+    model = registry_files.section(doc, "registered_model", input_dir / MODEL_FILE)
+    return model, registry_files.source_uri(doc)
 
 
 def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: str | None = None,
@@ -226,8 +218,8 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
         if not run_dir.is_dir():
             return None
         version = next(v for v in todo if v["run_id"] == run_id)
-        return runs.import_version_run(client, run_dir, experiment_name or version["_experiment_name"],
-                                       import_source_tags=import_source_tags)
+        return registry_runs.import_version_run(client, run_dir, experiment_name or version["_experiment_name"],
+                                                import_source_tags=import_source_tags)
 
     dst_runs = _parallel(import_run, (v["run_id"] for v in todo), workers)
     failed: list[JsonDict] = []
@@ -252,7 +244,8 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
         try:
             logged_model_dir = src_dir / str(model_id_of(version)) if model_id_of(version) else None
             created = create_version(registry, name, version, dst_run, origin(src_version),
-                                     logged_model_dir=logged_model_dir, import_source_tags=import_source_tags, await_creation_for=await_creation_for)
+                                     logged_model_dir=logged_model_dir, import_source_tags=import_source_tags,
+                                     await_creation_for=await_creation_for)
         except FerryError as err:
             failed.append({"message": err.message, "version": version})
             tracker.fail()
@@ -267,23 +260,3 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
     run_count = len({v["run_id"] for v in todo}) if run_map is None else 0
     return _outcome(f"imported registered model '{name}'", done, failed, runs=run_count)
 
-
-# -- hooks of ferry.engine.service (bulk layouts live in ferry.engine.models_bulk) ------------------
-
-
-def export_selection(*args: Any, **kwargs: Any) -> Outcome:
-    from ferry.engine import models_bulk
-
-    return models_bulk.export_selection(*args, **kwargs)
-
-
-def holds_models(in_dir: Path) -> bool:
-    from ferry.engine import models_bulk
-
-    return models_bulk.holds_models(in_dir)
-
-
-def import_directory(*args: Any, **kwargs: Any) -> Outcome:
-    from ferry.engine import models_bulk
-
-    return models_bulk.import_directory(*args, **kwargs)

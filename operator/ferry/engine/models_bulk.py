@@ -1,4 +1,4 @@
-"""Many registered models at once: ``export-models`` / ``import-models`` and the Job-facing hooks.
+"""Many registered models at once: ``export-models`` / ``import-models``, and the models and versions of a Job.
 
 The bulk layout is the peer's: ``experiments/`` (a bulk experiments export holding the versions'
 runs), ``models/models.json`` listing the models and ``models/<name>/model.json`` per model. The
@@ -8,18 +8,16 @@ version is then linked to the copy of its run found there.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ferry.engine import experiments as exp_engine
-from ferry.engine import model_versions
-from ferry.engine import registry_files as files
+from ferry.engine import experiments, experiments_bulk, model_versions, registry_files
+from ferry.engine.experiments_bulk import EXPERIMENTS_JSON, rename
 from ferry.engine.files import write_export_file
-from ferry.engine.models import ModelExportOptions, export_model, import_model, select_versions
-from ferry.engine.options import ExportOptions, ImportOptions, Selection
+from ferry.engine.models import DEFAULT_WORKERS, export_model, import_model, select_versions
 from ferry.errors import FerryError
+from ferry.options import ExportOptions, ImportOptions, ImportTarget, Renames, Selection
 from ferry.outcome import Counts, Outcome
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking.client import TrackingClient
@@ -43,38 +41,31 @@ def resolve_models(registry: Registry, names: str | Sequence[str]) -> list[str]:
 
 
 class _Totals:
-    """Counts and failures of several engine calls, folded into one `Outcome`."""
+    """The outcomes of several engine calls, and what failed outside them, as one `Outcome`."""
 
     def __init__(self) -> None:
-        self.counts = Counts()
-        self.failed: list[str] = []
+        self.parts: list[Outcome] = []
 
     def add(self, outcome: Outcome) -> None:
-        for name in Counts.model_fields:
-            setattr(self.counts, name, getattr(self.counts, name) + getattr(outcome.counts, name))
-        self.failed += outcome.failed
+        self.parts.append(outcome)
 
     def fail(self, what: str, err: FerryError) -> None:
-        self.failed.append(f"{what}: {err.message}")
+        self.parts.append(Outcome.of(Counts(), [f"{what}: {err.message}"]))
 
-    def outcome(self, message: str, path: Path | None = None) -> Outcome:
-        c = self.counts
-        done = c.experiments + c.runs + c.models + c.versions
-        phase = "Succeeded" if not self.failed else ("PartiallyFailed" if done else "Failed")
-        text = f"{message}: {c.experiments} experiments, {c.runs} runs, {c.models} models, {c.versions} versions"
-        if self.failed:
-            text += f"; {len(self.failed)} failed"
-        return Outcome(phase=phase, counts=c, failed=self.failed, message=text, path=str(path) if path else None)
+    def outcome(self, verb: str, path: Path | None = None) -> Outcome:
+        """`Outcome.combine` of the parts, its message led by `verb` ("exported: 1 experiments, ...")."""
+        total = Outcome.combine(self.parts, path=str(path) if path else None)
+        return total.model_copy(update={"message": f"{verb}: {total.message}"})
 
 
 # -- export ----------------------------------------------------------------------------------------
 
 
 def export_models(client: TrackingClient, names: str | Sequence[str], output_dir: str | Path,
-                  options: ModelExportOptions | None = None, *, export_all_runs: bool = False,
-                  run_start_time: str | None = None, progress: ProgressSink | None = None) -> Outcome:
+                  options: ExportOptions | None = None, *, export_all_runs: bool = False,
+                  workers: int = DEFAULT_WORKERS, progress: ProgressSink | None = None) -> Outcome:
     """Export models and their versions' runs (grouped by experiment) in the peer's bulk layout."""
-    options = options or ModelExportOptions()
+    options = options or ExportOptions()
     out = Path(output_dir)
     registry = Registry(client)
     tracker = Tracker(progress)
@@ -92,28 +83,24 @@ def export_models(client: TrackingClient, names: str | Sequence[str], output_dir
     exported = []
     for exp_id, run_ids in runs_by_experiment.items():
         try:
-            done = exp_engine.export_experiment(
+            done = experiments.export_experiment(
                 client, exp_id, out / EXPERIMENTS_DIR / exp_id, run_ids=None if export_all_runs else run_ids,
-                run_start_time=run_start_time, export_deleted_runs=options.export_deleted_runs,
-                workers=options.workers, tracker=tracker)
+                run_start_time=options.run_start_time, export_deleted_runs=options.export_deleted_runs,
+                workers=workers, tracker=tracker)
         except FerryError as err:
             totals.fail(f"experiment {exp_id}", err)
             continue
         exported.append(done)
-        totals.counts.experiments += 1
-        totals.counts.runs += len(done.ok_runs)
-        totals.failed += done.failed
-    write_export_file(out / EXPERIMENTS_DIR, exp_engine.EXPERIMENTS_JSON, script="export_experiments.py",
-                      tracking_uri=client.uri,
-                      mlflow={"experiments": [{"id": e.experiment_id, "name": e.name, "ok_runs": len(e.ok_runs),
-                                               "failed_runs": len(e.failed_run_ids)} for e in exported]},
+        totals.add(done.outcome())
+    write_export_file(out / EXPERIMENTS_DIR, EXPERIMENTS_JSON, script="export_experiments.py",
+                      tracking_uri=client.uri, mlflow={"experiments": experiments_bulk.index_entries(exported)},
                       info={"experiment_names": [e.name for e in exported]})
 
-    model_options = dataclasses.replace(options, include_runs=False)
     ok_models = []
     for name in models:
         try:
-            totals.add(export_model(client, name, out / MODELS_DIR / name, model_options, tracker=tracker))
+            totals.add(export_model(client, name, out / MODELS_DIR / name, options, include_runs=False,
+                                    workers=workers, tracker=tracker))
             ok_models.append(name)
         except FerryError as err:
             totals.fail(f"model {name}", err)
@@ -125,38 +112,30 @@ def export_models(client: TrackingClient, names: str | Sequence[str], output_dir
                             "failed_models": [m for m in models if m not in ok_models]})
     write_export_file(out, "manifest.json", script="export_models.py", tracking_uri=client.uri, mlflow={},
                       info={"model_names": models, "export_all_runs": export_all_runs,
-                            "export_latest_versions": options.latest_versions, "output_dir": str(out)})
+                            "export_latest_versions": options.export_latest_versions, "output_dir": str(out)})
     return totals.outcome("exported", out)
 
 
 # -- import ----------------------------------------------------------------------------------------
 
 
-def rename(name: str, renames: Mapping[str, str] | None) -> str:
-    return exp_engine.rename(name, renames)
-
-
 def import_models(client: TrackingClient, input_dir: str | Path, *, delete_model: bool = False,
                   experiment_renames: Mapping[str, str] | None = None,
                   model_renames: Mapping[str, str] | None = None, import_source_tags: bool = False,
-                  use_src_user_id: bool = False, workers: int = 4, progress: ProgressSink | None = None,
-                  tracker: Tracker | None = None) -> Outcome:
+                  use_src_user_id: bool = False, workers: int = DEFAULT_WORKERS,
+                  progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
     """Import a bulk models export: its experiments first, then each model on the imported runs."""
     src_dir = Path(input_dir)
     model_names = _model_names(src_dir / MODELS_DIR)
     tracker = tracker or Tracker(progress)
     totals = _Totals()
     run_map: dict[str, str] = {}
-    if (src_dir / EXPERIMENTS_DIR / exp_engine.EXPERIMENTS_JSON).is_file():
-        done, failed = exp_engine.import_experiments(
+    if (src_dir / EXPERIMENTS_DIR / EXPERIMENTS_JSON).is_file():
+        bulk = experiments_bulk.import_experiments(
             client, src_dir / EXPERIMENTS_DIR, renames=experiment_renames, import_source_tags=import_source_tags,
             use_src_user_id=use_src_user_id, workers=workers, tracker=tracker)
-        totals.failed += failed
-        for imported in done:
-            totals.counts.experiments += 1
-            totals.counts.runs += len(imported.runs)
-            totals.failed += imported.failed
-            run_map.update({r.src_run_id: r.dst_run_id for r in imported.runs})
+        totals.add(bulk.outcome())
+        run_map.update({r.src_run_id: r.dst_run_id for imported in bulk.experiments for r in imported.runs})
     for name in model_names:
         try:
             totals.add(import_model(client, src_dir / MODELS_DIR / name, model_name=rename(name, model_renames),
@@ -168,14 +147,14 @@ def import_models(client: TrackingClient, input_dir: str | Path, *, delete_model
 
 
 def _model_names(models_dir: Path) -> list[str]:
-    doc = files.read(models_dir / MODELS_FILE, "a bulk models export")
+    doc = registry_files.read(models_dir / MODELS_FILE, "a bulk models export")
     names = (doc.get("mlflow") or {}).get("models")
     if not isinstance(names, list):
         return sorted(p.parent.name for p in models_dir.glob(f"*/{model_versions.MODEL_FILE}"))
     return [str(n) for n in names]
 
 
-# -- hooks of ferry.engine.service -----------------------------------------------------------------
+# -- the registry part of ferry.engine.service's export and import --------------------------------
 
 
 def export_selection(client: TrackingClient, out_dir: Path, selection: Selection, options: ExportOptions, *,
@@ -183,28 +162,25 @@ def export_selection(client: TrackingClient, out_dir: Path, selection: Selection
     """Models under ``models/<name>/`` (self-contained, with their runs) and versions under
     ``model_versions/<name>/<version>/``."""
     totals = _Totals()
-    model_options = ModelExportOptions(stages=options.stages, versions=options.versions,
-                                       latest_versions=options.export_latest_versions,
-                                       export_version_model=options.export_version_model,
-                                       export_deleted_runs=options.export_deleted_runs, workers=workers)
     names = resolve_models(Registry(client), selection.models) if selection.models else []
     for name in names:
         try:
-            totals.add(export_model(client, name, out_dir / MODELS_DIR / name, model_options, tracker=tracker))
+            totals.add(export_model(client, name, out_dir / MODELS_DIR / name, options, workers=workers,
+                                    tracker=tracker))
         except FerryError as err:
             totals.fail(f"model {name}", err)
     if names:
         write_export_file(out_dir / MODELS_DIR, MODELS_FILE, script="export_models.py", tracking_uri=client.uri,
                           mlflow={"models": names})
-    for name, version in selection.model_versions:
+    for ref in selection.model_versions:
         tracker.add_total()
         try:
             totals.add(model_versions.export_model_version(
-                client, name, version, out_dir / VERSIONS_DIR / name / str(version),
+                client, ref.model, ref.version, out_dir / VERSIONS_DIR / ref.model / ref.version,
                 export_version_model=options.export_version_model))
             tracker.advance()
         except FerryError as err:
-            totals.fail(f"version {version} of model {name}", err)
+            totals.fail(f"version {ref.version} of model {ref.model}", err)
             tracker.fail()
     return totals.outcome("exported", out_dir)
 
@@ -229,11 +205,13 @@ def _model_dirs(in_dir: Path) -> list[Path]:
     return []
 
 
-def import_directory(client: TrackingClient, in_dir: Path, options: ImportOptions, *,
-                     model_renames: Mapping[str, str] | None = None,
-                     experiment_renames: Mapping[str, str] | None = None, workers: int = 4,
+def import_directory(client: TrackingClient, in_dir: Path, options: ImportOptions,
+                     target: ImportTarget | None = None, *, workers: int = DEFAULT_WORKERS,
                      tracker: Tracker) -> Outcome:
-    """Import every model and version `in_dir` holds, in whichever layout."""
+    """Import every model and version `in_dir` holds, in whichever layout, named as `target` says."""
+    target = target or ImportTarget()
+    renames = target.renames or Renames()
+    experiment_renames, model_renames = renames.experiments, renames.models
     totals = _Totals()
     common: dict[str, Any] = {"import_source_tags": options.import_source_tags,
                               "await_creation_for": options.await_creation_for}
@@ -247,8 +225,8 @@ def import_directory(client: TrackingClient, in_dir: Path, options: ImportOption
         for model_dir in model_dirs:
             try:
                 src_name = model_dir.name if model_dir != in_dir else None
-                name = options.model_name or (rename(src_name, model_renames) if src_name else None)
-                totals.add(import_model(client, model_dir, model_name=name, experiment_name=options.experiment_name,
+                name = target.model_name or (rename(src_name, model_renames) if src_name else None)
+                totals.add(import_model(client, model_dir, model_name=name, experiment_name=target.experiment_name,
                                         delete_model=options.delete_model, workers=workers, tracker=tracker,
                                         **common))
             except FerryError as err:
@@ -256,13 +234,13 @@ def import_directory(client: TrackingClient, in_dir: Path, options: ImportOption
     for version_dir in _version_dirs(in_dir):
         tracker.add_total()
         try:
-            src = files.section(files.read(version_dir / model_versions.MODEL_FILE), "registered_model",
-                                version_dir / model_versions.MODEL_FILE)
-            experiment = files.section(files.read(version_dir / model_versions.EXPERIMENT_FILE), "experiment",
-                                       version_dir / model_versions.EXPERIMENT_FILE)
+            src = registry_files.section(registry_files.read(version_dir / model_versions.MODEL_FILE),
+                                         "registered_model", version_dir / model_versions.MODEL_FILE)
+            experiment = registry_files.section(registry_files.read(version_dir / model_versions.EXPERIMENT_FILE),
+                                                "experiment", version_dir / model_versions.EXPERIMENT_FILE)
             totals.add(model_versions.import_model_version(
-                client, version_dir, model_name=options.model_name or rename(src["name"], model_renames),
-                experiment_name=options.experiment_name or rename(experiment["name"], experiment_renames),
+                client, version_dir, model_name=target.model_name or rename(src["name"], model_renames),
+                experiment_name=target.experiment_name or rename(experiment["name"], experiment_renames),
                 create_model=options.create_model, import_stages_and_aliases=options.import_stages_and_aliases,
                 import_metadata=options.import_metadata, **common))
             tracker.advance()

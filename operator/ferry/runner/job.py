@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ferry.api.job import ENV_VAR, TERMINATION_LOG, JobPayload
+from ferry.api.resources import BY_KIND
 from ferry.errors import FerryError, UsageError
-from ferry.outcome import Outcome
+from ferry.outcome import Outcome, Phase
 from ferry.progress import ProgressSink
-from ferry.runner.engines import ENGINES
+from ferry.runner.engines import ENGINES, Engine
 from ferry.runner.reporter import ProgressReporter, status_patcher
-
-Engine = Callable[[JobPayload, ProgressSink | None], Outcome]
 
 
 def read_payload(environ: dict[str, str] | os._Environ[str] = os.environ) -> JobPayload:
@@ -44,12 +42,22 @@ def read_payload(environ: dict[str, str] | os._Environ[str] = os.environ) -> Job
     return payload
 
 
-def execute(payload: JobPayload, engine: Engine, on_progress: ProgressSink | None) -> Outcome:
-    """Run `engine`; a FerryError becomes a Failed outcome naming it, other errors stay bugs."""
+def read_spec(payload: JobPayload) -> BaseModel:
+    """The payload's spec as its kind's model: validated once, here, and handed to the engine."""
     try:
-        return engine(payload, on_progress)
+        return BY_KIND[payload.kind].spec.model_validate(payload.spec)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "spec"
+        raise UsageError(f"{ENV_VAR} holds an invalid {payload.kind} spec: {where}: {first['msg']}") from err
+
+
+def execute(engine: Engine, spec: BaseModel, payload: JobPayload, on_progress: ProgressSink | None) -> Outcome:
+    """Run `engine` on `spec`; a FerryError becomes a Failed outcome naming it, other errors stay bugs."""
+    try:
+        return engine(spec, payload, on_progress)
     except FerryError as err:
-        return Outcome(phase="Failed", message=err.message)
+        return Outcome(phase=Phase.FAILED, message=err.message)
 
 
 def report(outcome: Outcome, path: Path) -> None:
@@ -62,11 +70,12 @@ def report(outcome: Outcome, path: Path) -> None:
 
 
 def exit_code(outcome: Outcome) -> int:
-    return 1 if outcome.phase == "Failed" else 0
+    return 1 if outcome.phase is Phase.FAILED else 0
 
 
 def main() -> int:
     payload = read_payload()
+    spec = read_spec(payload)
     reporter: ProgressReporter | None = None
     if os.environ.get("FERRY_PROGRESS", "on") != "off":
         try:
@@ -75,7 +84,7 @@ def main() -> int:
         except Exception as err:  # no API access: the work still runs, the result still reaches the operator
             print(f"warning: progress will not be reported ({type(err).__name__}: {err})", file=sys.stderr)
     try:
-        outcome = execute(payload, ENGINES[payload.kind], reporter)
+        outcome = execute(ENGINES[payload.kind], spec, payload, reporter)
     finally:
         if reporter is not None:
             reporter.close()
