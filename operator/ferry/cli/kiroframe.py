@@ -19,10 +19,11 @@ from ferry.cli.common import one_line_errors
 from ferry.errors import FerryError, UsageError
 from ferry.kiroframe.settings import KiroframeSettings
 from ferry.kiroframe.sync import Redact, run_sync
+from ferry.outcome import Phase
 from ferry.progress import terminal_sink
 
 CONSOLE_FORMAT = "[%(asctime)s] %(levelname)s: %(message)s"
-EXIT_CODES = {"Succeeded": 0, "PartiallyFailed": 3, "Failed": 1}
+EXIT_CODES = {Phase.SUCCEEDED: 0, Phase.PARTIALLY_FAILED: 3, Phase.FAILED: 1}
 
 
 def build_settings(options: dict[str, Any]) -> KiroframeSettings:
@@ -83,7 +84,7 @@ def main(**options: Any) -> None:
     _console_logging(settings)
     quiet = logging.getLevelName(settings.log_level) > logging.INFO
     outcome = run_sync(settings, on_progress=terminal_sink("kiroframe sync", quiet=quiet))
-    if outcome.phase == "Failed":
+    if outcome.phase is Phase.FAILED:
         raise FerryError(outcome.message)
     logging.getLogger("ferry.kiroframe").info("%s", outcome.message)
     for failure in outcome.failed:

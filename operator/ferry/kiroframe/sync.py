@@ -34,7 +34,7 @@ from ferry.kiroframe.folder import EXPORT_LOG, MODELS_JSON, SUMMARY_JSON, Export
 from ferry.kiroframe.push import ImportClient, push, source_id
 from ferry.kiroframe.settings import KiroframeSettings
 from ferry.kiroframe.state import read_watermark, write_watermark
-from ferry.outcome import Counts, Outcome
+from ferry.outcome import Counts, Outcome, Phase
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking import TrackingClient
 
@@ -108,7 +108,7 @@ def run_sync(settings: KiroframeSettings, *, on_progress: ProgressSink | None = 
         except (FerryError, OSError) as err:
             log.error("Export failed: %s", err)
             _keep_only_log(folder)
-            return Outcome(phase="Failed", message=_one_line(err), path=str(folder.final_path))
+            return Outcome(phase=Phase.FAILED, message=_one_line(err), path=str(folder.final_path))
         summary: dict[str, Any] = {**exporter.summary(), "watermark": None, "posted": 0,
                                    "failed": list(exporter.stats.history_errors)}
         path = folder.finish(models=models, manifest=exporter.manifest, summary=summary)
@@ -134,7 +134,7 @@ def _push_and_commit(settings: KiroframeSettings, folder: Path, tracker: Tracker
         log.error("Push stopped: %s", err.message)
         summary["posted"] = deliveries.acknowledged_count
         write_json(folder / SUMMARY_JSON, summary)
-        return Outcome(phase="Failed", message=err.message, path=str(folder), counts=_counts(folder, summary))
+        return Outcome(phase=Phase.FAILED, message=err.message, path=str(folder), counts=_counts(folder, summary))
     finally:
         deliveries.close()
     log.info("Sent %d records to Kiroframe (%d sent before), %d refused",
@@ -170,8 +170,9 @@ def _outcome(folder: Path, summary: dict[str, Any], watermark: int | None, done:
     counts = _counts(folder, summary)
     message = (f"{done}: {counts.experiments} experiments, {counts.runs} runs, {counts.models} models; "
                f"{summary.get('posted', 0)} records acknowledged, {len(failed)} failed")
-    return Outcome(phase="PartiallyFailed" if failed else "Succeeded", counts=counts, failed=failed,
-                   message=message, path=str(folder), watermark=watermark)
+    outcome = Outcome.of(counts, failed, message=message, path=str(folder))
+    outcome.watermark = watermark
+    return outcome
 
 
 def _read_json(path: Path) -> Any:
