@@ -7,13 +7,12 @@ from pydantic import Field
 from ferry.api.common import (
     CRON_DESCRIPTION,
     ApiModel,
-    BaseStatus,
     JobSettings,
     PvcLocation,
     ScheduleSpec,
-    ScheduleStatus,
     TrackingServer,
 )
+from ferry.api.status import BaseStatus, ScheduleStatus
 from ferry.options import ExportOptions, Selection
 
 

@@ -8,13 +8,12 @@ from ferry.api.common import (
     CRON_DESCRIPTION,
     HTTP_URL,
     ApiModel,
-    BaseStatus,
     JobSettings,
     ScheduleSpec,
-    ScheduleStatus,
     SecretKeyRef,
     TrackingServer,
 )
+from ferry.api.status import BaseStatus, ScheduleStatus
 from ferry.options import KiroframeOptions
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ferry.api.common import ApiModel, BaseStatus, JobSettings, Name, PvcLocation, TrackingServer
+from ferry.api.common import ApiModel, JobSettings, Name, PvcLocation, TrackingServer
+from ferry.api.status import BaseStatus
 from ferry.options import ImportOptions, ImportTarget
 
 

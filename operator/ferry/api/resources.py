@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from ferry.api.common import BaseStatus
 from ferry.api.export import MlflowExportSpec, MlflowExportStatus
 from ferry.api.kiroframe import KiroframeSyncSpec, KiroframeSyncStatus
 from ferry.api.mlflow_import import MlflowImportSpec, MlflowImportStatus
+from ferry.api.status import BaseStatus
 
 GROUP = "ferry.dev"
 VERSION = "v1alpha1"

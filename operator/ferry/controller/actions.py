@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferry.api.common import StatusModel
+from ferry.api.status import StatusModel
 
 
 @dataclass(frozen=True)

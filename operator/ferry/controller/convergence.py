@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ferry.api.common import JobReference, RunResult
+from ferry.api.status import JobReference, RunResult
 from ferry.controller.actions import Actions, AnnotateJob, Emit, PatchStatus
 from ferry.controller.cron import format_time
 from ferry.controller.jobs import PATH_ANNOTATION, RECORDED_ANNOTATION, SCHEDULED_ANNOTATION

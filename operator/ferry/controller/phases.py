@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from ferry.api.common import Condition
+from ferry.api.status import Condition
 from ferry.controller.actions import Actions, Emit, PatchStatus
 from ferry.controller.cron import format_time
 from ferry.controller.jobstate import JobState

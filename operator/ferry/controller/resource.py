@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from ferry.api import API_VERSION, Kind
-from ferry.api.common import BaseStatus
+from ferry.api.status import BaseStatus
 from ferry.controller.cron import parse_time
 
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ferry.api.common import JobReference
 from ferry.api.export import MlflowExportSpec
+from ferry.api.status import JobReference
 from ferry.controller import cron, phases
 from ferry.controller.actions import Actions, CreateJob, DeleteJob, Emit, PatchStatus
 from ferry.controller.jobs import (

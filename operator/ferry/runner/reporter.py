@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.api import BY_KIND
-from ferry.api.common import BaseStatus, ProgressStatus
+from ferry.api.status import BaseStatus, ProgressStatus
 from ferry.progress import Progress
 
 Patcher = Callable[[dict[str, Any]], None]
