@@ -42,3 +42,19 @@ def test_import_objects_rejects_a_directory_that_is_not_an_export(mlflow_dst: Ml
 
     with pytest.raises(InputError, match="is not an export"):
         import_objects(mlflow_dst.uri, tmp_path, ImportOptions())
+
+
+def test_check_nested_runs_exports_the_runs_under_a_selected_run(seeded: Seeded, mlflow_src: MlflowServer,
+                                                                  src_client: TrackingClient, tmp_path: Path) -> None:
+    """``spec.options.checkNestedRuns`` of an MlflowExport: the children of ``runIds`` come along."""
+    children = {r["info"]["run_id"] for r in src_client.search_runs(
+        [seeded.experiment_id], filter=f"tags.`mlflow.parentRunId` = '{seeded.parent}'")}
+    assert children, "the seeded parent has nested runs"
+    alone = export_objects(mlflow_src.uri, tmp_path / "alone", Selection(run_ids=[seeded.parent]),
+                           ExportOptions(include_artifacts=False))
+    assert alone.counts.runs == 1
+    nested = export_objects(mlflow_src.uri, tmp_path / "nested", Selection(run_ids=[seeded.parent]),
+                            ExportOptions(include_artifacts=False, check_nested_runs=True))
+    assert nested.phase == "Succeeded", nested.failed
+    exported = {p.name for p in (tmp_path / "nested" / "runs").iterdir()}
+    assert exported >= {seeded.parent, *children} and nested.counts.runs == len(exported)

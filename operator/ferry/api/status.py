@@ -66,7 +66,7 @@ DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 class Condition(StatusModel):
     """One aspect of the resource's state (Kubernetes metav1.Condition)."""
 
-    type: str = Field(max_length=316, description="Type of the condition: Succeeded or Validated.")
+    type: str = Field(max_length=316, description="Type of the condition: Succeeded, Validated or SpecApplied.")
     status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
     reason: str = Field(
         max_length=1024,
@@ -108,7 +108,8 @@ class BaseStatus(StatusModel):
     conditions: list[Condition] | None = Field(
         default=None,
         description="Succeeded (True: succeeded; False: failed, partly failed or invalid; Unknown: pending or "
-        "running) and Validated (False while the spec has problems).",
+        "running), Validated (False while the spec has problems) and, on a started one-shot resource, SpecApplied "
+        "(False once a change to its spec was ignored: it cannot change once started).",
     )
     observed_generation: int | None = Field(
         default=None,

@@ -170,17 +170,18 @@ def _selected_runs(client: TrackingClient, exp_id: str, run_ids: Sequence[str], 
             result.failed_run_ids.append(run_id)
             result.failed.append(f"run {run_id}: belongs to experiment {run['info']['experiment_id']}, not {exp_id}")
             continue
-        family = [run, *(_descendants(client, exp_id, run_id) if nested else [])]
+        family = [run, *(descendants(client, exp_id, run_id) if nested else [])]
         for member in family:
             if member["info"]["run_id"] not in seen:
                 seen.add(member["info"]["run_id"])
                 yield member
 
 
-def _descendants(client: TrackingClient, exp_id: str, run_id: str) -> Iterator[JsonDict]:
+def descendants(client: TrackingClient, exp_id: str, run_id: str) -> Iterator[JsonDict]:
+    """The nested runs under `run_id`, children before grandchildren."""
     for child in client.search_runs([exp_id], filter=f"tags.`mlflow.parentRunId` = '{run_id}'"):
         yield child
-        yield from _descendants(client, exp_id, child["info"]["run_id"])
+        yield from descendants(client, exp_id, child["info"]["run_id"])
 
 
 def _slices(items: Iterable[JsonDict], size: int) -> Iterator[list[JsonDict]]:

@@ -37,7 +37,8 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
             client, spec, out_dir, run_start_time=options.run_start_time,
             export_deleted_runs=options.export_deleted_runs, include_artifacts=options.include_artifacts,
             workers=workers, tracker=tracker, options=options.model_dump()).outcome())
-    for run_id in selection.run_ids:
+    run_ids = with_descendants(client, selection.run_ids) if options.check_nested_runs else selection.run_ids
+    for run_id in run_ids:
         tracker.add_total()
         try:
             done = run_engine.export_run(client, run_id, out_dir / RUNS_DIR / run_id,
@@ -51,6 +52,22 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
         parts.append(models_bulk.export_selection(client, out_dir, selection, options, workers=workers,
                                                   tracker=tracker))
     return Outcome.combine(parts, path=str(out_dir))
+
+
+def with_descendants(client: TrackingClient, run_ids: list[str]) -> list[str]:
+    """`run_ids` and every run nested under them (``checkNestedRuns``), each once, parents first.
+
+    A run that cannot be read is kept as it is: its export reports why.
+    """
+    found = dict.fromkeys(run_ids)
+    for run_id in run_ids:
+        try:
+            experiment_id = client.get_run(run_id)["info"]["experiment_id"]
+        except FerryError:
+            continue
+        for child in experiments.descendants(client, str(experiment_id), run_id):
+            found.setdefault(child["info"]["run_id"])
+    return list(found)
 
 
 def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: ImportTarget | None = None, *,
