@@ -8,6 +8,7 @@ from ferry.cli.common import one_line_errors
 from ferry.cli.options import (
     boolean,
     command,
+    rename_file,
     report,
     split_list,
     text,
@@ -17,7 +18,6 @@ from ferry.cli.options import (
 )
 from ferry.engine import experiments as exp_engine
 from ferry.engine import experiments_bulk
-from ferry.errors import InputError
 from ferry.progress import Tracker, terminal_sink
 from ferry.tracking import TrackingClient
 
@@ -115,7 +115,7 @@ def export_experiments(experiments: str, output_dir: str, export_permissions: bo
 def import_experiments(input_dir: str, import_permissions: bool, import_source_tags: bool, use_src_user_id: bool,
                        experiment_rename_file: str | None, use_threads: bool, workers: int, quiet: bool) -> None:
     warn_databricks_only(import_permissions=import_permissions)
-    renames = read_rename_file(experiment_rename_file) if experiment_rename_file else None
+    renames = rename_file(experiment_rename_file)
     experiments_bulk.read_experiments_index(Path(input_dir))
     client = TrackingClient(tracking_uri())
     bulk = experiments_bulk.import_experiments(
@@ -124,19 +124,3 @@ def import_experiments(input_dir: str, import_permissions: bool, import_source_t
         tracker=Tracker(terminal_sink("import-experiments", quiet=quiet)))
     counts = bulk.counts
     report(bulk.outcome(f"Imported {counts.experiments} experiments, {counts.runs} runs"))
-
-
-def read_rename_file(path: str) -> dict[str, str]:
-    """The peer's rename file: one ``old,new`` pair per line."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"rename file {path} does not exist")
-    renames: dict[str, str] = {}
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.rstrip().split(",")
-        if len(parts) != 2:
-            raise InputError(f"rename file {path} line {number}: expected 'old_name,new_name'")
-        renames[parts[0]] = parts[1]
-    return renames

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ferry.errors import UsageError
+from ferry.errors import InputError, UsageError
 from ferry.outcome import Outcome, Phase
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,3 +88,23 @@ def report(outcome: Outcome) -> None:
         sys.exit(3)
     if outcome.phase is Phase.FAILED:
         sys.exit(1)
+
+
+def rename_file(path: str | None) -> dict[str, str] | None:
+    """``old,new`` lines as a mapping (the peer's --experiment-rename-file / --model-rename-file)."""
+    if not path:
+        return None
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise InputError(f"{path}: {err.strerror}") from None
+    renames: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        old, sep, new = line.partition(",")
+        if not sep:
+            raise InputError(f"{path}:{number}: expected 'old_name,new_name'")
+        renames[old.strip()] = new.strip()
+    return renames
+

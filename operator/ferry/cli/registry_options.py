@@ -19,6 +19,7 @@ from ferry.cli.common import one_line_errors
 from ferry.cli.options import boolean as flag
 from ferry.cli.options import (
     command,
+    rename_file,
     report,
     split_list,
     tracking_uri,
@@ -30,7 +31,7 @@ from ferry.outcome import Outcome
 from ferry.progress import ProgressSink, terminal_sink
 from ferry.tracking.client import TrackingClient
 
-__all__ = ["Context", "UsageError", "command", "flag", "split_list", "workers_and_quiet"]
+__all__ = ["Context", "UsageError", "command", "flag", "rename_file", "split_list", "workers_and_quiet"]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -90,23 +91,3 @@ def names_argument(value: str) -> str | list[str]:
     if value == "all" or value.endswith("*"):
         return value
     return split_list(value)
-
-
-def rename_file(path: str | None) -> dict[str, str] | None:
-    """``old,new`` lines as a mapping (the peer's --experiment-rename-file / --model-rename-file)."""
-    if not path:
-        return None
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise InputError(f"{path}: {err.strerror}") from None
-    renames: dict[str, str] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        old, sep, new = line.partition(",")
-        if not sep:
-            raise InputError(f"{path}:{number}: expected 'old_name,new_name'")
-        renames[old.strip()] = new.strip()
-    return renames
-
