@@ -8,6 +8,7 @@ from ferry.cli.common import one_line_errors
 from ferry.cli.options import (
     boolean,
     command,
+    directory,
     rename_file,
     report,
     split_list,
@@ -28,7 +29,7 @@ RUN_START_TIME_HELP = ("Only export runs started after this UTC time (inclusive)
 
 @command("Exports an experiment to a directory.")
 @text("--experiment", "Experiment name or ID.", required=True)
-@text("--output-dir", "Output directory.", required=True)
+@directory("--output-dir", "Output directory.")
 @text("--run-ids", "List of run IDs to export (comma seperated).")
 @boolean("--export-permissions", "Export Databricks permissions.")
 @text("--run-start-time", RUN_START_TIME_HELP)
@@ -54,7 +55,7 @@ def export_experiment(experiment: str, output_dir: str, run_ids: str | None, exp
 
 @command("Imports an experiment from a directory.")
 @text("--experiment-name", "Destination experiment name.", required=True)
-@text("--input-dir", "Input directory.", required=True)
+@directory("--input-dir", "Input directory.")
 @boolean("--import-permissions", "Import Databricks permissions using the HTTP PATCH method.")
 @boolean("--import-source-tags", "Import source information for MLflow objects and create tags in destination object.")
 @boolean("--use-src-user-id", "Set the destination user field to the source user field (open-source MLflow only).")
@@ -78,7 +79,7 @@ def import_experiment(experiment_name: str, input_dir: str, import_permissions: 
 @command("Exports experiments to a directory.")
 @text("--experiments", "Experiment names or IDs (comma delimited) or filename ending with '.txt' containing them. "
                        "'all' will export all experiments.", required=True)
-@text("--output-dir", "Output directory.", required=True)
+@directory("--output-dir", "Output directory.")
 @boolean("--export-permissions", "Export Databricks permissions.")
 @text("--run-start-time", RUN_START_TIME_HELP)
 @boolean("--export-deleted-runs", "Export deleted runs.")
@@ -103,7 +104,7 @@ def export_experiments(experiments: str, output_dir: str, export_permissions: bo
 
 
 @command("Imports experiments from a directory.")
-@text("--input-dir", "Input directory.", required=True)
+@directory("--input-dir", "Input directory.")
 @boolean("--import-permissions", "Import Databricks permissions using the HTTP PATCH method.")
 @boolean("--import-source-tags", "Import source information for MLflow objects and create tags in destination object.")
 @boolean("--use-src-user-id", "Set the destination user field to the source user field (open-source MLflow only).")

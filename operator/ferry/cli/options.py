@@ -46,6 +46,32 @@ def boolean(name: str, help: str, default: bool = False) -> Callable[[F], F]:
     return click.option(name, type=bool, default=default, show_default=True, help=help)
 
 
+class LocalDirectory(click.ParamType):
+    """A directory on this machine (or a mounted volume); a URL is refused rather than taken as a path.
+
+    ``s3://bucket/x`` read as a path is a local folder named ``s3:``: the command would say it
+    wrote the bucket while the bucket stays empty.
+    """
+
+    name = "directory"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        scheme, sep, _ = text.partition("://")
+        if sep and scheme and "/" not in scheme:
+            self.fail(f"'{text}' is a URL; {scheme}:// is not supported here: give a local directory "
+                      "or a mounted volume", param, ctx)
+        return text
+
+
+DIRECTORY = LocalDirectory()
+
+
+def directory(name: str, help: str) -> Callable[[F], F]:
+    """A required ``--output-dir`` / ``--input-dir``: a local directory, never a URL."""
+    return click.option(name, type=DIRECTORY, required=True, help=help)
+
+
 def text(name: str, help: str, *, required: bool = False, default: str | None = None) -> Callable[[F], F]:
     extra: dict[str, Any] = {} if default is None else {"default": default}  # click 8.5: None is a value
     return click.option(name, type=str, required=required, help=help, **extra)

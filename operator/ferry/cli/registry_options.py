@@ -19,6 +19,7 @@ from ferry.cli.common import one_line_errors
 from ferry.cli.options import boolean as flag
 from ferry.cli.options import (
     command,
+    directory,
     rename_file,
     report,
     split_list,
@@ -36,8 +37,8 @@ __all__ = ["Context", "UsageError", "command", "flag", "rename_file", "split_lis
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 model = click.option("--model", required=True, help="Registered model name.")
-output_dir = click.option("--output-dir", required=True, help="Output directory.")
-input_dir = click.option("--input-dir", required=True, help="Input directory.")
+output_dir = directory("--output-dir", "Output directory.")
+input_dir = directory("--input-dir", "Input directory.")
 
 DATABRICKS_ONLY = {
     "export_permissions": flag("--export-permissions", "Databricks only: export permissions."),

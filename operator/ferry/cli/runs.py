@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ferry.cli.common import one_line_errors
-from ferry.cli.options import boolean, command, report, text, tracking_uri, warn_databricks_only
+from ferry.cli.options import boolean, command, directory, report, text, tracking_uri, warn_databricks_only
 from ferry.engine import runs as run_engine
 from ferry.engine.experiments import finish_links
 from ferry.outcome import Counts, Outcome
@@ -14,7 +14,7 @@ from ferry.tracking import TrackingClient
 
 @command("Exports a run to a directory.")
 @text("--run-id", "Run ID.", required=True)
-@text("--output-dir", "Output directory.", required=True)
+@directory("--output-dir", "Output directory.")
 @text("--notebook-formats", "Databricks notebook formats. Values are SOURCE, HTML, JUPYTER or DBC (comma separated).",
       default="")
 @one_line_errors
@@ -27,7 +27,7 @@ def export_run(run_id: str, output_dir: str, notebook_formats: str) -> None:
 
 
 @command("Imports a run from a directory.")
-@text("--input-dir", "Input directory.", required=True)
+@directory("--input-dir", "Input directory.")
 @text("--experiment-name", "Destination experiment name.", required=True)
 @boolean("--import-source-tags", "Import source information for MLflow objects and create tags in destination object.")
 @boolean("--use-src-user-id", "Set the destination user field to the source user field (open-source MLflow only).")
