@@ -70,8 +70,9 @@ class PostgresCluster:
         assert self.root is not None
         return self.root / "postgres.log"
 
-    def uri(self, database: str = "postgres", driver: str = "postgresql") -> str:
-        """The SQLAlchemy URI of `database` (``postgresql://`` is what MLflow and psycopg2 take)."""
+    def uri(self, database: str = "postgres", driver: str = "postgresql+psycopg2") -> str:
+        """The SQLAlchemy URI of `database`, naming the psycopg2 driver: SQLAlchemy 2.1 maps a bare
+        ``postgresql://`` to psycopg 3, which the test extra does not install."""
         return f"{driver}://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def dsn(self, database: str = "postgres") -> dict[str, object]:
