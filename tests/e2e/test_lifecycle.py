@@ -103,3 +103,34 @@ def test_delete_and_operator_restart(operator, res, mlflow_src, unique) -> None:
     wait_for(lambda: not res.core.list_namespaced_pod(res.namespace, label_selector="ferry.dev/name=doomed").items,
              60, "pod deleted")  # fmt: skip
     assert operator.running
+
+
+def test_a_pod_that_cannot_start_is_pending_with_its_reason_then_failed(operator, res) -> None:
+    """A missing credentials Secret and a missing claim: never 'Running'; the kubelet's reason within
+    seconds; Failed after spec.job.startTimeoutSeconds, and the Job is gone so nothing starts later."""
+    res.claim("backups")
+    source = {"trackingUri": "http://127.0.0.1:9"}
+    res.create("MlflowExport", "no-secret", {
+        "source": {**source, "credentialsSecret": {"name": "missing-credentials"}},
+        "objects": {"experiments": ["x"]}, "destination": {"pvc": {"claimName": "backups"}},
+        "job": {"startTimeoutSeconds": 20},
+    })  # fmt: skip
+    res.create("MlflowExport", "no-claim", {
+        "source": source, "objects": {"experiments": ["x"]}, "destination": {"pvc": {"claimName": "missing-claim"}},
+        "job": {"startTimeoutSeconds": 20},
+    })  # fmt: skip
+    expected = {"no-secret": ("CreateContainerConfigError", 'secret "missing-credentials" not found'),
+                "no-claim": ("ContainerCreating", 'persistentvolumeclaim "missing-claim" not found')}
+    for name, (reason, words) in expected.items():
+        stuck = wait_for(lambda n=name, w=words: (s := res.status("MlflowExport", n)).get("phase") == "Pending"
+                         and w in (s.get("message") or "") and s, 15, f"{name}: the pod's reason in status")
+        assert "cannot start" in stuck["message"]
+        assert {c["type"]: c for c in stuck["conditions"]}["Succeeded"]["status"] == "Unknown"
+        res.wait_event(name, reason, "Warning")
+    for name, (_, words) in expected.items():
+        failed = res.wait_phase("MlflowExport", name, {"Failed", "Running", "Succeeded"}, timeout=90)
+        assert failed["phase"] == "Failed" and "did not start within 20 s" in failed["message"], failed
+        assert words in failed["message"]
+        wait_for(lambda n=name: not res.jobs(n), 30, f"{name}: Job removed")
+    phases = [e.reason for name in expected for e in res.events(name)]
+    assert "Running" not in phases

@@ -149,6 +149,19 @@ def pod(
     return {"status": {"containerStatuses": [{"name": "ferry", "state": {"terminated": terminated}}]}}
 
 
+def running_pod() -> dict[str, Any]:
+    """A Job's pod whose container runs: the engine is working."""
+    return {"metadata": {"name": "p", "creationTimestamp": "2024-01-31T03:00:01Z"},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "ferry", "state": {"running": {}}}]}}
+
+
+def waiting_pod(reason: str, message: str = "") -> dict[str, Any]:
+    """A Job's pod whose container waits to be created, with the kubelet's reason."""
+    waiting = {"reason": reason, **({"message": message} if message else {})}
+    return {"metadata": {"name": "p", "creationTimestamp": "2024-01-31T03:00:01Z"},
+            "status": {"phase": "Pending", "containerStatuses": [{"name": "ferry", "state": {"waiting": waiting}}]}}
+
+
 # --- reading what a decision returns ---------------------------------------------------------------
 
 

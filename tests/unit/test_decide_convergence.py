@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.controller.actions import DeleteJob
 from ferry.controller.convergence import converge, job_deleted
 from ferry.outcome import Counts, Outcome, Phase
 from tests.unit.decisions import (
@@ -29,8 +30,10 @@ from tests.unit.decisions import (
     kinds,
     pod,
     resource,
+    running_pod,
     said,
     the_patch,
+    waiting_pod,
 )
 
 ONE = "nightly-f0552"
@@ -59,18 +62,18 @@ def finished(
 
 def test_running_job_makes_the_resource_running_once() -> None:
     pending = one_shot()
-    actions = converge(pending, job(ONE, "Running"), [], NOW)
+    actions = converge(pending, job(ONE, "Running"), [running_pod()], NOW)
     message = f"Job {ONE} is running"
     patch = the_patch(actions)
     assert (patch["phase"], patch["message"], patch["jobName"]) == ("Running", message, ONE)
     assert patch["startTime"] == STARTED
     assert said(patch, "Succeeded") == ("Unknown", "Running", message)
     assert events(actions) == [("Running", message, False)]
-    assert converge(pending.patched(actions[0].status), job(ONE, "Running"), [], NOW) == []
+    assert converge(pending.patched(actions[0].status), job(ONE, "Running"), [running_pod()], NOW) == []
 
 
 def test_running_job_without_a_start_time_starts_now() -> None:
-    patch = the_patch(converge(one_shot(), job(ONE, "Running", started=None), [], NOW))
+    patch = the_patch(converge(one_shot(), job(ONE, "Running", started=None), [running_pod()], NOW))
     assert patch["startTime"] == NOW_TEXT
 
 
@@ -257,10 +260,10 @@ def test_failed_scheduled_export_run_says_no_directory() -> None:
 
 def test_scheduled_run_running() -> None:
     pending = sync(phase="Pending")
-    actions = converge(pending, run_job("Running"), [], NOW)
+    actions = converge(pending, run_job("Running"), [running_pod()], NOW)
     patch = the_patch(actions)
     assert (patch["phase"], patch["jobName"], patch["message"]) == ("Running", RUN, f"Job {RUN} is running")
-    assert converge(pending.patched(actions[0].status), run_job("Running"), [], NOW) == []
+    assert converge(pending.patched(actions[0].status), run_job("Running"), [running_pod()], NOW) == []
 
 
 def test_recorded_run_is_not_reported_again() -> None:
@@ -301,3 +304,50 @@ def test_a_sync_is_converged_as_a_scheduled_run_even_without_a_schedule() -> Non
                    {"phase": "Running", "jobName": RUN, "active": [{"name": RUN}]}, name="sync")  # fmt: skip
     patch = the_patch(converge(old, run_job(), [pod(Outcome(watermark=1706670000000))], NOW))
     assert patch["lastResult"]["jobName"] == RUN and patch["watermark"] == 1706670000000
+
+
+# --- a pod that cannot start ------------------------------------------------------------------------
+
+
+def test_an_active_job_whose_pod_has_not_started_is_still_pending() -> None:
+    assert converge(one_shot(), job(ONE, "Running"), [waiting_pod("ContainerCreating")], NOW) == []
+    assert converge(one_shot(), job(ONE, "Running"), [], NOW) == []
+
+
+@pytest.mark.parametrize(("reason", "message"), [
+    ("CreateContainerConfigError", 'secret "mlflow-creds" not found'),
+    ("ContainerCreating", 'MountVolume.SetUp failed: persistentvolumeclaim "backups" not found'),
+    ("ImagePullBackOff", 'Back-off pulling image "ferry:nope"'),
+])  # fmt: skip
+def test_a_pod_that_cannot_start_says_why_once(reason: str, message: str) -> None:
+    pending = one_shot()
+    actions = converge(pending, job(ONE, "Running"), [waiting_pod(reason, message)], NOW)
+    said_here = f"Job {ONE} cannot start: {reason}: {message}"
+    patch = the_patch(actions)
+    assert (patch["phase"], patch["message"]) == ("Pending", said_here)
+    assert said(patch, "Succeeded") == ("Unknown", reason, said_here)
+    assert events(actions) == [(reason, said_here, True)]
+    assert converge(pending.patched(actions[0].status), job(ONE, "Running"), [waiting_pod(reason, message)],
+                    NOW) == []
+
+
+def test_an_unschedulable_pod_says_the_schedulers_words() -> None:
+    pod = {"metadata": {"name": "p"}, "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available: 3 Insufficient memory."}]}}  # fmt: skip
+    patch = the_patch(converge(one_shot(), job(ONE, "Running"), [pod], NOW))
+    assert patch["message"] == f"Job {ONE} cannot start: Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
+
+
+def test_a_pod_not_started_within_the_start_timeout_fails_the_resource_and_removes_the_job() -> None:
+    stuck = waiting_pod("CreateContainerConfigError", 'secret "mlflow-creds" not found')
+    created_long_ago = job(ONE, "Running")  # created 03:00, NOW is 12:00
+    actions = converge(one_shot(), created_long_ago, [stuck], NOW, start_timeout=300)
+    message = f"Job {ONE} did not start within 300 s: CreateContainerConfigError: secret \"mlflow-creds\" not found"
+    patch = the_patch(actions)
+    assert (patch["phase"], patch["message"], patch["completionTime"]) == ("Failed", message, NOW_TEXT)
+    assert events(actions) == [("Failed", message, True)]
+    assert [a.name for a in actions if isinstance(a, DeleteJob)] == [ONE]
+    assert converge(one_shot(), created_long_ago, [running_pod()], NOW, start_timeout=300)[0].status.phase == "Running"
+    young = job(ONE, "Running", created="2024-01-31T11:58:00Z")
+    assert not [a for a in converge(one_shot(), young, [stuck], NOW, start_timeout=300) if isinstance(a, DeleteJob)]

@@ -29,6 +29,7 @@ from tests.unit.decisions import (
     patches,
     payload,
     resource,
+    running_pod,
     said,
     the_patch,
     transition_times,
@@ -247,7 +248,8 @@ def test_job_not_read_says_nothing() -> None:
 
 def test_job_read_and_running_brings_pending_to_running() -> None:
     pending = {**running(), "phase": "Pending", "startTime": None}
-    actions = decide(export(pending), Observed(job_read=True, job=job(EXPORT_JOB, "Running")), NOW, SETTINGS)
+    observed = Observed(job_read=True, job=job(EXPORT_JOB, "Running"), pods=[running_pod()])
+    actions = decide(export(pending), observed, NOW, SETTINGS)
     patch = the_patch(actions)
     assert (patch["phase"], patch["message"]) == ("Running", f"Job {EXPORT_JOB} is running")
     assert patch["startTime"] == "2024-01-31T03:00:02Z"

@@ -174,6 +174,13 @@ class JobSettings(ApiModel):
         description="The Job's ttlSecondsAfterFinished: seconds a finished Job (and its pods and logs) is kept "
         "before Kubernetes deletes it. Default: the operator's (Helm value jobs.ttlSecondsAfterFinished).",
     )
+    start_timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seconds the Job's pod may take to start (a missing Secret or claim, an image that cannot be "
+        "pulled, no node to run on) before the resource is Failed with the pod's reason and the Job is removed. "
+        "Default: the operator's (Helm value jobs.startTimeoutSeconds, 300).",
+    )
     service_account_name: str | None = Field(
         default=None,
         pattern=DNS_SUBDOMAIN,

@@ -12,11 +12,18 @@ from datetime import datetime
 from typing import Any
 
 from ferry.api.status import JobReference, RunResult
-from ferry.controller.actions import Actions, AnnotateJob, Emit, PatchStatus
-from ferry.controller.cron import format_time
+from ferry.controller.actions import Actions, AnnotateJob, DeleteJob, Emit, PatchStatus
+from ferry.controller.cron import format_time, parse_time
 from ferry.controller.jobs import PATH_ANNOTATION, RECORDED_ANNOTATION, SCHEDULED_ANNOTATION
-from ferry.controller.jobstate import JobState, job_state, outcome_of, pod_termination, result_message
-from ferry.controller.phases import finish_without_job, mark_running, transition
+from ferry.controller.jobstate import (
+    JobState,
+    job_state,
+    outcome_of,
+    pod_state,
+    pod_termination,
+    result_message,
+)
+from ferry.controller.phases import finish_without_job, follow_start, transition
 from ferry.controller.resource import Resource
 from ferry.outcome import Outcome, Phase
 
@@ -25,24 +32,34 @@ def recorded(job: dict[str, Any]) -> bool:
     return bool(annotation(job, RECORDED_ANNOTATION))
 
 
-def converge(resource: Resource, job: dict[str, Any], pods: list[dict[str, Any]], now: datetime) -> Actions:
-    """Bring `resource`'s status up to `job`'s state; `pods` are the Job's (needed once it finished)."""
+def converge(resource: Resource, job: dict[str, Any], pods: list[dict[str, Any]], now: datetime,
+             start_timeout: float | None = None) -> Actions:
+    """Bring `resource`'s status up to `job`'s state; `pods` are the Job's.
+
+    A one-shot resource whose Job's pod has not started `start_timeout` seconds after the Job was
+    created ends Failed with the pod's reason, and the Job is deleted so that nothing starts later.
+    """
     if recorded(job):
         return []
     state = job_state(job)
     if resource.scheduled:
         return _converge_scheduled(resource, job, state, pods, now)
-    return _converge_one_shot(resource, job, state, pods, now)
+    return _converge_one_shot(resource, job, state, pods, now, start_timeout)
 
 
 def _converge_one_shot(resource: Resource, job: dict[str, Any], state: JobState, pods: list[dict[str, Any]],
-                       now: datetime) -> Actions:
+                       now: datetime, start_timeout: float | None) -> Actions:
     old = resource.status
     name = job["metadata"]["name"]
     if old.job_name not in (None, name) or (old.phase is not None and old.phase.terminal):
         return []
     if not state.finished:
-        return mark_running(resource, name, state, now)
+        pod = pod_state(pods)
+        if start_timeout is not None and not pod.started and _age(job, now) > start_timeout:
+            why = pod.words() if pod.stuck else "its pod was not started"
+            message = f"Job {name} did not start within {start_timeout:.0f} s: {why}"
+            return [*finish_without_job(resource, message, now), DeleteJob(name)]
+        return follow_start(resource, name, state, pod, now)
     outcome = _outcome(state, pods)
     message = result_message(outcome)
     fields: dict[str, Any] = dict(
@@ -62,7 +79,7 @@ def _converge_scheduled(resource: Resource, job: dict[str, Any], state: JobState
     old = resource.status
     name = job["metadata"]["name"]
     if not state.finished:
-        return mark_running(resource, name, state, now)
+        return follow_start(resource, name, state, pod_state(pods), now)
     outcome = _outcome(state, pods)
     message = result_message(outcome)
     completion = state.completion_time or format_time(now)
@@ -100,6 +117,11 @@ def job_deleted(resource: Resource, job: dict[str, Any], now: datetime) -> Actio
     if old.job_name == name and not (old.phase is not None and old.phase.terminal):
         return finish_without_job(resource, f"Job {name} was deleted before it finished", now)
     return []
+
+
+def _age(job: dict[str, Any], now: datetime) -> float:
+    created = job["metadata"].get("creationTimestamp")
+    return (now - parse_time(created)).total_seconds() if created else 0.0
 
 
 def _outcome(state: JobState, pods: list[dict[str, Any]]) -> Outcome:

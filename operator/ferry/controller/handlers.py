@@ -59,3 +59,9 @@ def import_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -
 @kopf.on.event("batch", "v1", "jobs", labels={KIND_LABEL: kopf.PRESENT})
 def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.on_job(type, dict(body))
+
+
+@kopf.on.event("", "v1", "pods", labels={KIND_LABEL: kopf.PRESENT})
+def pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type != "DELETED":
+        memo.controller.on_pod(dict(body))

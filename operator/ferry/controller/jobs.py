@@ -41,6 +41,13 @@ def scheduled_job_name(name: str, scheduled_unix: int) -> str:
     return f"{name[: MAX_NAME - len(suffix) - 1].rstrip('-.')}-{suffix}"
 
 
+def start_timeout(resource: Resource, settings: OperatorSettings) -> int:
+    """Seconds the resource's Job may take to start: ``spec.job.startTimeoutSeconds`` or the operator's."""
+    job = resource.spec.get("job") or {}
+    value = job.get("startTimeoutSeconds") if isinstance(job, dict) else None
+    return value if isinstance(value, int) and value > 0 else settings.job_start_timeout_seconds
+
+
 def in_data(sub_path: str) -> str:
     """The directory inside the Job's container for `sub_path` of the mounted claim."""
     return f"{DATA_DIR}/{sub_path}".rstrip("/") if sub_path else DATA_DIR

@@ -61,6 +61,56 @@ def pod_termination(pods: list[dict[str, Any]]) -> tuple[str, int | None]:
     return best[1], best[2]
 
 
+# Waiting reasons that do not pass by themselves: the pod will not start until someone acts.
+STUCK_REASONS = frozenset({
+    "CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+    "ErrImageNeverPull", "RunContainerError", "CrashLoopBackOff",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PodState:
+    """Whether a Job's pod has started the engine, or why it cannot yet."""
+
+    started: bool = False
+    reason: str = ""  # the kubelet's or the scheduler's reason, e.g. ImagePullBackOff, Unschedulable
+    message: str = ""
+
+    @property
+    def stuck(self) -> bool:
+        return bool(self.reason) and not self.started
+
+    def words(self) -> str:
+        return f"{self.reason}: {self.message}" if self.message else self.reason
+
+
+def pod_state(pods: list[dict[str, Any]]) -> PodState:
+    """The newest pod's state: started once a container runs or ran; otherwise what holds it back.
+
+    A pod waiting in ``ContainerCreating`` is only stuck when the kubelet says why (a volume it
+    cannot mount, such as a claim that does not exist); an unscheduled pod says why through its
+    ``PodScheduled`` condition.
+    """
+    if not pods:
+        return PodState()
+    pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Running", "Succeeded", "Failed"):
+        return PodState(started=True)
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        if "running" in state or "terminated" in state:
+            return PodState(started=True)
+        waiting = state.get("waiting") or {}
+        reason, message = waiting.get("reason") or "", waiting.get("message") or ""
+        if reason in STUCK_REASONS or (reason == "ContainerCreating" and message):
+            return PodState(reason=reason, message=message)
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return PodState(reason=condition.get("reason") or "Unschedulable", message=condition.get("message") or "")
+    return PodState()
+
+
 def parse_outcome(message: str) -> Outcome | None:
     text = message.strip()
     if not text.startswith("{"):

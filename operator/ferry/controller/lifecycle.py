@@ -19,7 +19,8 @@ from ferry.api.mlflow_import import MlflowImportSpec
 from ferry.controller import phases
 from ferry.controller.actions import Actions, CreateJob, Emit, PatchStatus
 from ferry.controller.convergence import converge
-from ferry.controller.jobs import PATH_ANNOTATION, build_job, in_data, one_shot_job_name
+from ferry.controller.cron import parse_time
+from ferry.controller.jobs import PATH_ANNOTATION, build_job, in_data, one_shot_job_name, start_timeout
 from ferry.controller.phases import transition
 from ferry.controller.references import ExportLocation, resolve_export
 from ferry.controller.resource import Resource
@@ -50,6 +51,12 @@ def wants_job(resource: Resource) -> bool:
     return bool(status.job_name) and not (status.phase is not None and status.phase.terminal)
 
 
+def pending_since(resource: Resource) -> datetime | None:
+    """When the resource last became Pending (its Job was created): the Succeeded condition's time."""
+    succeeded = next((c for c in resource.status.conditions or [] if c.type == "Succeeded"), None)
+    return parse_time(succeeded.last_transition_time) if succeeded is not None else None
+
+
 def wants_export(resource: Resource) -> str | None:
     """The MlflowExport an unstarted import must look at, if it names one."""
     if resource.kind.kind != "MlflowImport" or resource.status.job_name:
@@ -70,7 +77,7 @@ def decide(resource: Resource, observed: Observed, now: datetime, settings: Oper
                 actions += phases.finish_without_job(
                     resource, f"Job {status.job_name} disappeared before it finished", now)
             else:
-                actions += converge(resource, observed.job, observed.pods, now)
+                actions += converge(resource, observed.job, observed.pods, now, start_timeout(resource, settings))
         return actions
     if status.phase is not None and status.phase.terminal and status.phase is not Phase.FAILED_VALIDATION:
         return []

@@ -4,8 +4,8 @@ kopf timers make every object they run on carry a finalizer (kopf must stop the 
 object goes), so with the operator down or uninstalled, ``kubectl delete`` hangs and namespace
 deletion stalls; a CronJob or a Velero Schedule never does that. kopf indexes need no finalizer:
 they are kept from the watch stream alone. So the indexes below hold what needs a periodic look
-(schedules, and one-shot resources not started yet: imports waiting for their export, or a start
-that failed on a passing error) and ONE operator-wide loop looks at them every
+(schedules, one-shot resources not started yet — imports waiting for their export, a start that
+failed on a passing error — and Jobs whose pod has not started, which may time out) and ONE operator-wide loop looks at them every
 ``schedule_tick_seconds``.
 
 The operator runs as a single replica (``--standalone``); the loop does not pause for kopf peering.
@@ -64,6 +64,11 @@ def _unstarted_one_shot(spec: dict[str, Any], status: dict[str, Any], **_: Any) 
     return one_shot(spec) and _unstarted(status)
 
 
+def _starting(spec: dict[str, Any], status: dict[str, Any], **_: Any) -> bool:
+    """A one-shot resource whose Job exists but whose pod has not started: it may never start."""
+    return one_shot(spec) and bool(status.get("jobName")) and status.get("phase") == Phase.PENDING
+
+
 @kopf.index(GROUP, "kiroframesyncs")
 async def scheduled_syncs(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
     return Work(partial(memo.controller.tick, KIROFRAME_SYNC), dict(body))
@@ -81,6 +86,16 @@ async def unstarted_exports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
 
 @kopf.index(GROUP, "mlflowimports", when=_unstarted)
 async def unstarted_imports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
+    return Work(partial(memo.controller.look_again, MLFLOW_IMPORT), dict(body))
+
+
+@kopf.index(GROUP, "mlflowexports", when=_starting)
+async def starting_exports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
+    return Work(partial(memo.controller.look_again, MLFLOW_EXPORT), dict(body))
+
+
+@kopf.index(GROUP, "mlflowimports", when=_starting)
+async def starting_imports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
     return Work(partial(memo.controller.look_again, MLFLOW_IMPORT), dict(body))
 
 
@@ -112,10 +127,13 @@ async def start_looking(
     scheduled_exports: kopf.Index[Any, Work],
     unstarted_exports: kopf.Index[Any, Work],
     unstarted_imports: kopf.Index[Any, Work],
+    starting_exports: kopf.Index[Any, Work],
+    starting_imports: kopf.Index[Any, Work],
     **_: Any,
 ) -> None:
     """The indexes are live views: the loop sees objects come, change and go as kopf watches."""
-    indexes = [scheduled_syncs, scheduled_exports, unstarted_exports, unstarted_imports]
+    indexes = [scheduled_syncs, scheduled_exports, unstarted_exports, unstarted_imports, starting_exports,
+               starting_imports]
     interval = memo.controller.settings.schedule_tick_seconds
     memo.looker = asyncio.create_task(look_forever(indexes, interval))
 

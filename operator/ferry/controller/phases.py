@@ -14,7 +14,7 @@ from typing import Any, Literal
 from ferry.api.status import Condition
 from ferry.controller.actions import Actions, Emit, PatchStatus
 from ferry.controller.cron import format_time
-from ferry.controller.jobstate import JobState
+from ferry.controller.jobstate import JobState, PodState
 from ferry.controller.resource import Resource
 from ferry.outcome import Phase
 
@@ -82,12 +82,21 @@ def finish_without_job(resource: Resource, message: str, now: datetime) -> Actio
     return [PatchStatus(status), Emit("Failed", message, warning=True)]
 
 
-def mark_running(resource: Resource, job_name: str, state: JobState, now: datetime) -> Actions:
-    """``Running`` once the Job runs, said once per Job."""
+def follow_start(resource: Resource, job_name: str, state: JobState, pod: PodState, now: datetime) -> Actions:
+    """``Running`` once the Job's pod has started the engine, said once per Job; until then
+    ``Pending``, and when the pod cannot start, why (the kubelet's or the scheduler's words)."""
     old = resource.status
-    if state.phase != "Running" or (old.phase is Phase.RUNNING and old.job_name == job_name):
+    if pod.started:
+        if old.phase is Phase.RUNNING and old.job_name == job_name:
+            return []
+        message = f"Job {job_name} is running"
+        status = transition(resource, Phase.RUNNING, "Running", message, now, job_name=job_name,
+                            start_time=state.start_time or format_time(now), message=message)
+        return [PatchStatus(status), Emit("Running", message)]
+    if not pod.stuck:
         return []
-    message = f"Job {job_name} is running"
-    status = transition(resource, Phase.RUNNING, "Running", message, now, job_name=job_name,
-                        start_time=state.start_time or format_time(now), message=message)
-    return [PatchStatus(status), Emit("Running", message)]
+    message = f"Job {job_name} cannot start: {pod.words()}"
+    if old.phase is Phase.PENDING and old.message == message:
+        return []
+    status = transition(resource, Phase.PENDING, pod.reason, message, now, message=message)
+    return [PatchStatus(status), Emit(pod.reason, message, warning=True)]

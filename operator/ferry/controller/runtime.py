@@ -16,7 +16,8 @@ from ferry.api import BY_KIND, Kind
 from ferry.api.resources import MLFLOW_EXPORT
 from ferry.controller import convergence, cron, history, lifecycle, schedules
 from ferry.controller.executor import Executor
-from ferry.controller.jobstate import job_state
+from ferry.controller.jobs import start_timeout
+from ferry.controller.jobstate import job_state, pod_state
 from ferry.controller.kube import Kube
 from ferry.controller.lifecycle import Observed
 from ferry.controller.resource import Resource
@@ -51,7 +52,7 @@ class Controller:
         read = look_at_job and lifecycle.wants_job(resource)
         if read:
             job = self.kube.read_job(resource.namespace, resource.status.job_name)
-            if job is not None and job_state(job).finished:
+            if job is not None:
                 pods = self.kube.pods_of_job(resource.namespace, job["metadata"]["name"])
         ref = lifecycle.wants_export(resource)
         if ref is not None:
@@ -60,23 +61,33 @@ class Controller:
         return Observed(job_read=read, job=job, pods=pods, export=export)
 
     def look_again(self, kind: Kind, body: dict[str, Any]) -> None:
-        """The periodic look at an unstarted one-shot resource: an import waiting for its export,
-        or a resource whose start failed on a passing error (the watch event is not repeated)."""
+        """The periodic look at a one-shot resource that has not started: an import waiting for its
+        export, a start that failed on a passing error (the watch event is not repeated), or a Job
+        whose pod may never start (its start timeout needs a clock, not an event)."""
         resource = Resource(kind, body)
-        settling = timedelta(seconds=max(10.0, 2 * self.settings.schedule_tick_seconds))
-        if resource.status.phase is not Phase.PENDING and self.clock() - resource.created < settling:
-            return  # just applied: its own watch event is starting it
+        now = self.clock()
+        if resource.status.job_name:
+            since = lifecycle.pending_since(resource)
+            if since is not None and (now - since).total_seconds() < start_timeout(resource, self.settings):
+                return  # pod events report on it until it could have timed out
+        else:
+            settling = timedelta(seconds=max(10.0, 2 * self.settings.schedule_tick_seconds))
+            if resource.status.phase is not Phase.PENDING and now - resource.created < settling:
+                return  # just applied: its own watch event is starting it
         self.reconcile(kind, body, look_at_job=True)
 
     # --- Jobs -------------------------------------------------------------------------------------
-    def on_job(self, event_type: str | None, job: dict[str, Any]) -> None:
-        """A Job changed (or went): bring its owner's status up to it, and keep the schedule's history."""
+    def on_job(self, event_type: str | None, job: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> None:
+        """A Job changed (or went): bring its owner's status up to it, and keep the schedule's history.
+
+        `pods` are the Job's pods when the caller has them (a pod event); otherwise they are listed.
+        """
         if convergence.recorded(job):
             return
         deleted = event_type == "DELETED"
         state = job_state(job)
-        if not deleted and state.phase == "Pending":
-            return  # nothing to report yet
+        if not deleted and state.phase == "Pending" and pods is None:
+            return  # no pod yet: nothing to report
         owner = self.owner(job)
         if owner is None:
             return
@@ -84,14 +95,24 @@ class Controller:
         if deleted:
             self._run(owner, convergence.job_deleted(owner, job, now))
             return
-        pods = self.kube.pods_of_job(owner.namespace, job["metadata"]["name"]) if state.finished else []
-        actions = convergence.converge(owner, job, pods, now)
+        if pods is None:
+            pods = self.kube.pods_of_job(owner.namespace, job["metadata"]["name"])
+        actions = convergence.converge(owner, job, pods, now, start_timeout(owner, self.settings))
         self._run(owner, actions)
         if state.finished and actions and owner.scheduled:
             spec, errors = validate(owner.kind, owner.spec)
             if spec is not None and not errors:
                 self._run(owner, history.prune(spec, self.kube.jobs_of(owner.kind, owner.namespace, owner.name,
                                                                         owner.uid)))  # fmt: skip
+
+    def on_pod(self, pod: dict[str, Any]) -> None:
+        """A Job's pod changed: it started the engine, or it says why it cannot start."""
+        if not (pod_state([pod]).started or pod_state([pod]).stuck):
+            return  # nothing a user needs to hear (the Job's own events report the rest)
+        job_name = (pod["metadata"].get("labels") or {}).get("job-name")
+        job = self.kube.read_job(pod["metadata"]["namespace"], job_name) if job_name else None
+        if job is not None and not job_state(job).finished:
+            self.on_job(None, job, pods=[pod])
 
     def owner(self, job: dict[str, Any]) -> Resource | None:
         """The resource that owns `job`, read fresh, if it still exists and is still the same object."""

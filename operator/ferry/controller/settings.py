@@ -22,6 +22,9 @@ class OperatorSettings(BaseSettings):
     job_backoff_limit: int = 1
     job_active_deadline_seconds: int = 6 * 3600
     job_ttl_seconds_after_finished: int = 24 * 3600
+    job_start_timeout_seconds: int = Field(
+        default=300, ge=1, description="How long a Job's pod may take to start before the resource is Failed."
+    )
     job_cpu_request: str = "100m"
     job_memory_request: str = "256Mi"
     job_memory_limit: str = "2Gi"
