@@ -15,7 +15,7 @@ import pytest
 
 from devstack.mlflow_server import MlflowServer
 
-pytest_plugins = ["devstack.cluster.pytest_plugin"]
+pytest_plugins = ["devstack.cluster.pytest_plugin", "devstack.production"]
 
 MLFLOW_WORKERS = int(os.environ.get("FERRY_TEST_MLFLOW_WORKERS", "1"))
 
