@@ -14,6 +14,7 @@ from pathlib import Path
 
 import helm_sdkpy
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -24,6 +25,7 @@ from devstack.workload import WORKLOADS, seed
 from ferry.api import KINDS
 from tests.e2e.conftest import Resources
 from tests.packaging.helm import install, uninstall
+from tests.packaging.newer_kubernetes import problems
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -77,6 +79,8 @@ def test_chart_installs_an_operator_that_exports_and_imports(k8s_cluster, k8s_ap
     (experiment,), (model,) = seeded.experiments, seeded.models
     installed = install(kubeconfig, system, release, values)
     assert installed["info"]["status"] == "deployed"
+    rendered = [doc for doc in yaml.safe_load_all(installed["manifest"]) if doc]
+    assert len(rendered) >= 5 and problems(rendered) == []  # valid for Kubernetes 1.28 and newer too
     made = names_in(k8s_api, system, release)
     fullname = f"{release}-mlflow-ferry"
     assert made["deployments"] == [f"{system}/{fullname}"]
