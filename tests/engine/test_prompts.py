@@ -101,6 +101,10 @@ def test_round_trip_field_by_field(exported: Path, seeded_prompts: SeededPrompts
     assert [v["is_text"] for v in text["versions"]] == [v % 3 != 0 for v in range(1, 12)]
     assert text["versions"][4]["model_config"] == {"model_name": "gpt-4o", "temperature": 0.5}
     assert text["tags"]["step"] == "overridden at the prompt level"
+    src_tags = MlflowClient(tracking_uri=mlflow_src.uri).get_prompt(seeded_prompts.text).tags
+    dst_tags = MlflowClient(tracking_uri=mlflow_dst.uri).get_prompt(f"{seeded_prompts.text}-{unique}").tags
+    assert "_mlflow_experiment_ids" not in dst_tags  # the source's experiment ids name nothing here
+    assert dst_tags["ferry.source.experiment_ids"] == src_tags["_mlflow_experiment_ids"]
 
     again = import_prompts(dst_client, copy)
     assert again.phase == "Succeeded", again.failed
@@ -241,6 +245,8 @@ def test_our_export_imported_by_peer(exported: Path, seeded_prompts: SeededPromp
         src = exported / prompt_format.version_dir_name(seeded_prompts.chat, version)
         (only_chat / src.name).mkdir(parents=True)
         (only_chat / src.name / "prompt.json").write_text((src / "prompt.json").read_text())
+    # Only a prompt of fewer than ten versions: the peer imports version directories in string
+    # order (name_v1, name_v10, name_v11, name_v2, ...), so it would reorder eleven versions.
     copy = _rename(only_chat, tmp_path / "renamed", unique)
     peer("import-prompts", mlflow_dst.uri, "--input-dir", str(copy))
     src, dst = prompt_view(mlflow_src.uri, seeded_prompts.chat), prompt_view(mlflow_dst.uri,

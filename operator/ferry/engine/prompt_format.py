@@ -84,7 +84,7 @@ def version_to_file(model: JsonDict, version: JsonDict) -> JsonDict:
         "tags": user_tags(tags),
         "creation_timestamp": version.get("creation_timestamp"),
         "last_updated_timestamp": version.get("last_updated_timestamp"),
-        "user_id": version.get("user_id") or None,
+        "user_id": version.get("user_id", ""),
         "description": version.get("description") or None,
         "commit_message": version.get("description") or None,
         "variables": variables(template),
