@@ -214,3 +214,18 @@ def test_our_export_imported_by_the_peer(mlflow_src: MlflowServer, mlflow_dst: M
     for dataset in seeded:
         assert dataset_view(dst_client, only_import(dst_client, dataset.name)["dataset_id"]) == \
             dataset_view(src_client, dataset.dataset_id)
+
+
+@pytest.mark.peer
+def test_peer_export_all_layout_names_the_links(mlflow_src: MlflowServer, src_client: TrackingClient,
+                                                dst_client: TrackingClient, seeded: SeededDataset,
+                                                tmp_path: Path) -> None:
+    # export-all's layout: experiments/ (with experiments.json) beside evaluation_datasets/.
+    peer("export-experiments", mlflow_src.uri, "--experiments", ",".join(seeded.experiments),
+         "--output-dir", str(tmp_path / "experiments"))
+    peer("export-evaluation-datasets", mlflow_src.uri, "--evaluation-datasets", seeded.name,
+         "--output-dir", str(tmp_path / "evaluation_datasets"))
+    outcome = import_evaluation_datasets(dst_client, tmp_path / "evaluation_datasets")
+    assert outcome.phase == "Succeeded", outcome.failed
+    dst_id = only_import(dst_client, seeded.name)["dataset_id"]
+    assert dataset_view(dst_client, dst_id) == dataset_view(src_client, seeded.dataset_id)

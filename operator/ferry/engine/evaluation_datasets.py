@@ -151,15 +151,35 @@ def import_evaluation_dataset(client: TrackingClient, in_dir: str | Path, *, dat
 
 def import_evaluation_datasets(client: TrackingClient, in_dir: str | Path, *, delete_dataset: bool = False,
                                experiment_names: Mapping[str, str] | None = None) -> Outcome:
-    """Import every ``<in_dir>/*/evaluation_dataset.json`` (a bulk export's directories)."""
+    """Import every ``<in_dir>/*/evaluation_dataset.json`` (a bulk export's directories).
+
+    Without `experiment_names`, the names come from a whole-server export's
+    ``experiments/experiments.json`` beside `in_dir`, if there is one.
+    """
     path = Path(in_dir)
     if not path.is_dir():
         raise InputError(f"{path}: no such directory")
+    if experiment_names is None:
+        experiment_names = export_all_experiment_names(path)
     result = Carried()
     datasets = Datasets(client)
     for sub in sorted(p for p in path.iterdir() if (p / fmt.DATASET_FILE).is_file()):
         result.add(_import_one(datasets, sub, None, delete_dataset, experiment_names))
     return result.outcome(str(path))
+
+
+def export_all_experiment_names(datasets_dir: Path) -> dict[str, str]:
+    """Source experiment id to name from ``<datasets_dir>/../experiments/experiments.json``, if present.
+
+    In a whole-server export (ours or the peer's export-all) the datasets lie in
+    ``evaluation_datasets/`` beside ``experiments/``, whose index names every exported experiment:
+    that names the links of peer-written datasets, which record experiment ids only.
+    """
+    index = datasets_dir.parent / "experiments" / "experiments.json"
+    if not index.is_file():
+        return {}
+    entries = registry_files.read(index, "a bulk experiments export")["mlflow"].get("experiments") or []
+    return {str(e["id"]): str(e["name"]) for e in entries if isinstance(e, dict) and e.get("id") and e.get("name")}
 
 
 def _import_one(datasets: Datasets, in_dir: Path, dataset_name: str | None, delete_dataset: bool,
