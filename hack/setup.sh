@@ -8,9 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# GNU time: the benchmarks (and their tests) read a tool's peak RSS from it.
-if [[ ! -x /usr/bin/time ]]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+# Debian packages: GNU time (the benchmarks and their tests read a tool's peak RSS from it) and
+# Prometheus (the metrics tests scrape the operator with it and check the chart's alert rules).
+debs=()
+[[ -x /usr/bin/time ]] || debs+=(time)
+command -v prometheus >/dev/null && command -v promtool >/dev/null || debs+=(prometheus)
+if (( ${#debs[@]} )); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -21,7 +21,7 @@ from kubernetes import client, utils
 from kubernetes.client.exceptions import ApiException
 
 from devstack.cluster.pytest_plugin import k8s_api, k8s_cluster, k8s_namespace, wait_for  # noqa: F401
-from devstack.procs import spawn, stop_pid
+from devstack.procs import free_port, spawn, stop_pid
 from ferry.api import GROUP, KINDS, VERSION
 from ferry.api.resources import BY_KIND
 
@@ -65,9 +65,10 @@ class Operator:
 
     def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, **env: str) -> None:
         self.kubeconfig, self.namespace, self.log_path = kubeconfig, namespace, log_path
+        self.metrics_port = free_port()
         self.env = {
             **os.environ, "KUBECONFIG": str(kubeconfig), "FERRY_JOB_IMAGE": "mlflow-ferry:e2e",
-            "FERRY_SCHEDULE_TICK_SECONDS": "1",
+            "FERRY_SCHEDULE_TICK_SECONDS": "1", "FERRY_METRICS_PORT": str(self.metrics_port),
             "FERRY_EXPORT_REF_GRACE_SECONDS": "15", **env,
         }  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None

@@ -72,6 +72,15 @@ def plan(
     return Plan(latest.astimezone(UTC), missed, following.astimezone(UTC))
 
 
+def interval_seconds(expression: str, zone: str | None, around: datetime) -> float | None:
+    """Seconds between the two scheduled times after `around` (a schedule's period, for alerting)."""
+    if cron_error(expression) or (zone and zone_error(zone)):
+        return None
+    it = croniter(expression, around.astimezone(ZoneInfo(zone or "UTC")))
+    first, second = it.get_next(datetime), it.get_next(datetime)
+    return (second - first).total_seconds()
+
+
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 

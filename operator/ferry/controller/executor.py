@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ferry.controller.actions import Action, AnnotateJob, CreateJob, DeleteJob, Emit, PatchStatus
 from ferry.controller.kube import Kube
+from ferry.controller.metrics import Metrics
 from ferry.controller.resource import Resource
 
 log = logging.getLogger("ferry.controller")
@@ -29,9 +30,10 @@ def post_with_kopf(reference: dict[str, Any], type_: str, reason: str, message: 
 
 
 class Executor:
-    def __init__(self, kube: Kube, post: Poster = post_with_kopf) -> None:
+    def __init__(self, kube: Kube, post: Poster = post_with_kopf, metrics: Metrics | None = None) -> None:
         self.kube = kube
         self.post = post
+        self.metrics = metrics
 
     def run(self, resource: Resource, actions: Iterable[Action]) -> None:
         for action in actions:
@@ -41,6 +43,8 @@ class Executor:
         ns = resource.namespace
         if isinstance(action, PatchStatus):
             self.kube.patch_status(resource.kind, ns, resource.name, action.status.wire())
+            if self.metrics is not None:
+                self.metrics.observe(resource, action.status)
         elif isinstance(action, Emit):
             self.post(resource.reference(), "Warning" if action.warning else "Normal", action.reason,
                       action.message[:1000])

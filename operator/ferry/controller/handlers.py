@@ -10,15 +10,19 @@ have deterministic names (a second create is a 409) and a finished Job is marked
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
 from ferry.api import GROUP
 from ferry.api.resources import MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.controller.executor import Executor
 from ferry.controller.jobs import KIND_LABEL
 from ferry.controller.kube import Kube
+from ferry.controller.metrics import Metrics
 from ferry.controller.runtime import Controller
 from ferry.controller.settings import OperatorSettings
 
@@ -33,7 +37,29 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.scanning.disabled = True
     settings.execution.max_workers = 48
     settings.watching.server_timeout = 600
-    memo.controller = Controller(Kube(), OperatorSettings())
+    operator_settings = OperatorSettings()
+    memo.metrics = Metrics()
+    kube = Kube()
+    memo.controller = Controller(kube, operator_settings, executor=Executor(kube, metrics=memo.metrics))
+    if operator_settings.metrics_port:
+        try:
+            memo.metrics.serve(operator_settings.metrics_port)
+        except OSError as err:  # the work matters more than its metrics
+            log.error("metrics are not served: port %s: %s", operator_settings.metrics_port, err.strerror)
+
+
+def counted(handler: Callable[..., None]) -> Callable[..., None]:
+    """Count a handler run that raised in ``ferry_reconcile_errors_total``, then let kopf see it."""
+
+    @functools.wraps(handler)
+    def run(*args: Any, memo: kopf.Memo, **kwargs: Any) -> None:
+        try:
+            handler(*args, memo=memo, **kwargs)
+        except Exception:
+            memo.metrics.errors.labels(handler.__name__).inc()
+            raise
+
+    return run
 
 
 def one_shot(spec: dict[str, Any], **_: Any) -> bool:
@@ -45,23 +71,27 @@ def scheduled(spec: dict[str, Any], **_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, "mlflowexports", when=one_shot)
+@counted
 def export_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type != "DELETED":
         memo.controller.reconcile(MLFLOW_EXPORT, dict(body), look_at_job=type is RESUMED)
 
 
 @kopf.on.event(GROUP, "mlflowimports")
+@counted
 def import_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type != "DELETED":
         memo.controller.reconcile(MLFLOW_IMPORT, dict(body), look_at_job=type is RESUMED)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={KIND_LABEL: kopf.PRESENT})
+@counted
 def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.on_job(type, dict(body))
 
 
 @kopf.on.event("", "v1", "pods", labels={KIND_LABEL: kopf.PRESENT})
+@counted
 def pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type != "DELETED":
         memo.controller.on_pod(dict(body))

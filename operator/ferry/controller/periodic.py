@@ -27,6 +27,8 @@ import kopf
 from ferry.api import GROUP
 from ferry.api.resources import BY_KIND, KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
 from ferry.controller.handlers import one_shot, scheduled
+from ferry.controller.metrics import Seen
+from ferry.controller.resource import Resource
 from ferry.outcome import Phase
 
 log = logging.getLogger("ferry.controller")
@@ -99,24 +101,48 @@ async def starting_imports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
     return Work(partial(memo.controller.look_again, MLFLOW_IMPORT), dict(body))
 
 
+@kopf.index(GROUP, "kiroframesyncs")
+@kopf.index(GROUP, "mlflowexports")
+@kopf.index(GROUP, "mlflowimports")
+async def inventory(body: kopf.Body, **_: Any) -> Seen:
+    """Every resource as the watch last saw it, for the metrics (read when Prometheus scrapes)."""
+    return Seen.of(Resource(BY_KIND[body["kind"]], dict(body)))
+
+
+def everything_seen(index: Mapping[Any, Collection[Seen]]) -> Callable[[], list[Seen]]:
+    """A reader of `index` safe from the metrics server's thread while the watch changes it."""
+
+    def read() -> list[Seen]:
+        for _ in range(3):
+            try:
+                return [seen for store in list(index.values()) for seen in list(store)]
+            except RuntimeError:  # changed while being copied: read again
+                continue
+        return []
+
+    return read
+
+
 Indexes = Iterable[Mapping[Any, Collection[Work]]]  # kopf.Index[Any, Work] is one
 
 
-async def look(indexes: Indexes) -> None:
+async def look(indexes: Indexes, errors: Any = None) -> None:
     """One look at everything indexed, in threads (the Kubernetes client blocks); one failure
     is logged and retried at the next look, as a timer would, without holding back the others."""
     work = [entry for index in indexes for store in index.values() for entry in store]
     results = await asyncio.gather(*(asyncio.to_thread(entry.run) for entry in work), return_exceptions=True)
     for entry, result in zip(work, results, strict=True):
+        if isinstance(result, Exception) and errors is not None:
+            errors.labels("periodic").inc()
         if isinstance(result, kopf.TemporaryError):
             log.warning("%s: %s", entry.name, result)
         elif isinstance(result, Exception):
             log.error("%s: periodic look failed", entry.name, exc_info=result)
 
 
-async def look_forever(indexes: Indexes, interval: float) -> None:
+async def look_forever(indexes: Indexes, interval: float, errors: Any = None) -> None:
     while True:
-        await look(indexes)
+        await look(indexes, errors)
         await asyncio.sleep(interval)
 
 
@@ -129,13 +155,15 @@ async def start_looking(
     unstarted_imports: kopf.Index[Any, Work],
     starting_exports: kopf.Index[Any, Work],
     starting_imports: kopf.Index[Any, Work],
+    inventory: kopf.Index[Any, Seen],
     **_: Any,
 ) -> None:
     """The indexes are live views: the loop sees objects come, change and go as kopf watches."""
+    memo.metrics.watch(everything_seen(inventory))
     indexes = [scheduled_syncs, scheduled_exports, unstarted_exports, unstarted_imports, starting_exports,
                starting_imports]
     interval = memo.controller.settings.schedule_tick_seconds
-    memo.looker = asyncio.create_task(look_forever(indexes, interval))
+    memo.looker = asyncio.create_task(look_forever(indexes, interval, memo.metrics.errors))
 
 
 @kopf.on.cleanup()

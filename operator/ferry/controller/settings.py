@@ -29,6 +29,9 @@ class OperatorSettings(BaseSettings):
     job_memory_request: str = "256Mi"
     job_memory_limit: str = "2Gi"
     job_run_as_user: int = 65532
+    metrics_port: int = Field(
+        default=8081, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 turns it off."
+    )
     schedule_tick_seconds: float = Field(
         default=5.0, gt=0, description="How often schedules, and imports waiting for their export, are looked at."
     )
