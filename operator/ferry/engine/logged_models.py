@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ferry.engine import registry_files, runs
 from ferry.engine.registry_format import JsonDict, tags_dict
-from ferry.errors import NotFoundError
+from ferry.errors import NotFoundError, ServerError
 from ferry.tracking import logged_models as lm
 from ferry.tracking.client import TrackingClient, tags_of
 
@@ -151,6 +151,8 @@ def import_logged_model_dir(client: TrackingClient, in_dir: Path, experiment_id:
     existing = find_imported_model(models, experiment_id, src_id)
     if existing is not None:
         return LoggedModelImport(src_id, str(existing["info"]["model_id"]), created=False)
+    if models.missing:  # before any stand-in run is made for it
+        raise ServerError(f"MLflow at {client.uri} has no logged models (MLflow 2): cannot create '{src.get('name')}'")
 
     src_run = str(src.get("source_run_id") or "")
     run_id = resolve_run(src_run) if src_run else None

@@ -71,8 +71,9 @@ def export_logged_models(client: TrackingClient, experiment_ids: str | Sequence[
                          {"num_total_logged_models": done + len(failed), "num_ok_logged_models": done,
                           "num_failed_logged_models": len(failed), "failed_logged_models": failed},
                          uri=client.uri, script="export_logged_models.py")
+    note = f" (MLflow at {client.uri} has no logged models (MLflow 2))" if models.missing else ""
     return Outcome.of(Counts(bytes=nbytes), failed, done=done, path=str(out),
-                      message=_sentence("exported", done, failed) + f" to {out}")
+                      message=_sentence("exported", done, failed) + f" to {out}{note}")
 
 
 @dataclass

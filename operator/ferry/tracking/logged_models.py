@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from ferry.errors import NotFoundError
+from ferry.errors import NotFoundError, ServerError
 from ferry.tracking.artifacts import ArtifactStore
 from ferry.tracking.client import TrackingClient
 from ferry.tracking.transport import ApiError, EndpointMissing, JsonDict
@@ -40,6 +40,7 @@ class LoggedModels:
 
     def __init__(self, client: TrackingClient) -> None:
         self.client = client
+        self.missing = False  # set when the server answered that it has no logged-model endpoints
 
     @property
     def uri(self) -> str:
@@ -62,6 +63,7 @@ class LoggedModels:
                                         json={**body, **({"page_token": token} if token else {})})
             except (EndpointMissing, ApiError) as err:
                 if _missing(err):
+                    self.missing = True
                     return
                 raise
             yield from page.get("models") or []
@@ -92,7 +94,13 @@ class LoggedModels:
         for key, value in (("name", name), ("model_type", model_type), ("source_run_id", source_run_id)):
             if value:
                 body[key] = value
-        model = self.client.call("POST", "logged-models", json=body)["model"]
+        try:
+            model = self.client.call("POST", "logged-models", json=body)["model"]
+        except (EndpointMissing, ApiError) as err:
+            if _missing(err):
+                raise ServerError(f"MLflow at {self.uri} has no logged models (MLflow 2): "
+                                  f"cannot create '{name or 'unnamed'}'") from None
+            raise
         if len(items) > PARAMS_PER_REQUEST:
             self.log_params(model["info"]["model_id"], items[PARAMS_PER_REQUEST:])
             model = self.get(model["info"]["model_id"])
