@@ -7,6 +7,8 @@ the REST API, with every run id read as the source run it stands for.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,16 @@ from devstack.mlflow_server import MlflowServer
 from ferry.cli import logged_models as cli_commands
 from ferry.engine import runs
 from ferry.engine.logged_models_bulk import export_logged_models, import_logged_models, imported_model_ids
+from ferry.engine.models import export_model, import_model
 from ferry.tracking import ArtifactStore, TrackingClient, tags_of
 from ferry.tracking.logged_models import LoggedModels
+from ferry.tracking.registry import Registry
 from tests.engine.logged_model_seed import SeededLoggedModels, seed_logged_models
 from tests.engine.peer_tools import peer
+from tests.engine.registry_seed import seed_logged_model_version
 
 OURS = ("ferry.source.model_id", "ferry.import.complete")
+MLFLOW2_PYTHON = Path(__file__).resolve().parents[2] / ".peers" / "mlflow2" / "bin" / "python"
 
 
 def cli(command, uri: str, *args: str):  # type: ignore[no-untyped-def]
@@ -214,3 +220,52 @@ def test_our_export_imported_by_the_peer(mlflow_src: MlflowServer, mlflow_dst: M
         assert {**view, "source_run": None, "metrics": None} == {**source, "source_run": None, "metrics": None}
         assert [m[:6] for m in view["metrics"]] == [m[:6] for m in source["metrics"]]
         assert files_of(dst_client, carried[name]).keys() == files_of(src_client, seeded.model_ids[name]).keys()
+
+
+def test_a_version_of_a_logged_model_and_the_experiment_s_models_share_one_copy(
+        mlflow_src: MlflowServer, src_client: TrackingClient, dst_client: TrackingClient, tmp_path: Path,
+        unique: str) -> None:
+    """Imported through its registered version first, the model is found again by the logged-models import."""
+    name = f"shared-logged-{unique}"
+    _, src_id = seed_logged_model_version(mlflow_src.uri, name, tmp_path / "seed")
+    src_exp = LoggedModels(src_client).get(src_id)["info"]["experiment_id"]
+    assert export_logged_models(src_client, [src_exp], tmp_path / "logged").phase == "Succeeded"
+    assert export_model(src_client, name, tmp_path / "model").phase == "Succeeded"
+
+    assert import_model(dst_client, tmp_path / "model", model_name=name).phase == "Succeeded"
+    again = import_logged_models(dst_client, tmp_path / "logged")
+    assert (again.phase, again.message) == ("Succeeded", "imported 0 logged models, 1 already imported")
+    dst_exp = dst_client.get_experiment_by_name(src_client.get_experiment(src_exp)["name"])["experiment_id"]
+    [version] = Registry(dst_client).versions(name)
+    assert version["source"] == f"models:/{imported_model_ids(dst_client, dst_exp)[src_id]}"
+
+
+@pytest.fixture(scope="module")
+def mlflow2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingClient]:
+    if not MLFLOW2_PYTHON.exists():
+        reason = f"MLflow 2.22 is not installed in {MLFLOW2_PYTHON.parents[1]} (run hack/install-mlflow2.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow2"), python=str(MLFLOW2_PYTHON)).start()
+    yield TrackingClient(server.uri)
+    server.stop()
+
+
+def test_mlflow2_has_none_to_export_and_cannot_take_any(mlflow_src: MlflowServer, src_client: TrackingClient,
+                                                        mlflow2: TrackingClient, tmp_path: Path, unique: str) -> None:
+    exp_id = mlflow2.create_experiment(f"old-{unique}")
+    exported = export_logged_models(mlflow2, [exp_id], tmp_path / "none")
+    assert (exported.phase, exported.failed) == ("Succeeded", [])
+    assert exported.message == (f"exported 0 logged models to {tmp_path / 'none'} "
+                                f"(MLflow at {mlflow2.uri} has no logged models (MLflow 2))")
+
+    seeded = seed_logged_models(mlflow_src.uri, f"to-mlflow2-{unique}")
+    export_logged_models(src_client, [seeded.experiment_id], tmp_path / "some")
+    imported = import_logged_models(mlflow2, tmp_path / "some")
+    assert imported.phase == "Failed"
+    assert sorted(imported.failed) == sorted(
+        f"logged model {model_id}: MLflow at {mlflow2.uri} has no logged models (MLflow 2): cannot create '{name}'"
+        for name, model_id in seeded.model_ids.items())
+    dst_exp = mlflow2.get_experiment_by_name(seeded.experiment_name)["experiment_id"]
+    assert list(mlflow2.search_runs([dst_exp], run_view_type="ALL")) == []  # no stand-in runs left behind
