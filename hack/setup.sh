@@ -4,15 +4,18 @@
 #   - the Python virtualenv .venv with this package and its test extra, pinned by constraints.txt
 #     (the same pins the image is built with), and the Helm SDK,
 #   - the control plane (kube-apiserver, kube-controller-manager; cached after the first build),
-#   - the peer tools in their own virtualenvs (for interop tests and benchmarks).
+#   - the peer tools in their own virtualenvs (for interop tests and benchmarks), and MLflow 2.22
+#     in .peers/mlflow2 (a source server to migrate from).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: GNU time (the benchmarks and their tests read a tool's peak RSS from it) and
-# Prometheus (the metrics tests scrape the operator with it and check the chart's alert rules).
+# Debian packages: GNU time (the benchmarks and their tests read a tool's peak RSS from it),
+# Prometheus (the metrics tests scrape the operator with it and check the chart's alert rules) and
+# PostgreSQL (the production-shaped MLflow servers' backend, devstack/postgres.py).
 debs=()
 [[ -x /usr/bin/time ]] || debs+=(time)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || debs+=(prometheus)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || debs+=(postgresql)
 if (( ${#debs[@]} )); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
 fi
@@ -32,3 +35,4 @@ fi
 
 bash hack/build-control-plane.sh
 if [[ -f hack/install-peers.sh ]]; then bash hack/install-peers.sh; fi
+bash hack/install-mlflow2.sh

@@ -8,7 +8,7 @@ only what `client_env()` gives in the environment; the run is then read back, fo
 from __future__ import annotations
 
 import socket
-import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -157,32 +157,32 @@ def refuses(port: int) -> bool:
     return False
 
 
-def test_every_process_is_gone_after_stop() -> None:
-    with tempfile.TemporaryDirectory(prefix="ferry-stop-") as tmp:
-        pg = PostgresCluster().start()
-        s3 = S3Server(root=Path(tmp) / "s3").start()
-        server = None
-        try:
-            s3.create_bucket("stop-check")
-            server = MlflowServer(root=Path(tmp) / "mlflow", backend_uri=pg.create_database("stop_check"),
-                                  auth=BasicAuth(), s3_env=s3.env(),
-                                  artifacts_destination="s3://stop-check/artifacts").start()
-            held = {}
-            for proc in (pg, s3, server):
-                assert proc.pid is not None
-                pid = proc.pid
-                held[pid] = listening_ports(pid)
-                assert held[pid], f"{type(proc).__name__} {pid} listens on nothing"
-                if proc is s3:
-                    assert len(held[pid]) >= 4  # master, volume, filer and the S3 gateway
-            assert pg.port in held[pg.pid] and s3.port in held[s3.pid] and server.port in held[server.pid]
-            descendants = {pid: [c.pid for c in psutil.Process(pid).children(recursive=True)] for pid in held}
-        finally:
-            for proc in (server, s3, pg):
-                if proc is not None:
-                    proc.stop()
-        for pid, ports in held.items():
-            assert gone(pid), f"pid {pid} outlived stop()"
-            assert all(gone(child) for child in descendants[pid]), f"children of {pid} outlived stop()"
-            assert all(refuses(port) for port in ports), f"ports {ports} of {pid} still accept connections"
-        assert pg.root is not None and not pg.root.exists(), "the cluster's own directory is left behind"
+def test_every_process_is_gone_after_stop(tmp_path: Path) -> None:
+    """A cluster, an S3 server and an MLflow server with basic auth and S3 artifacts of their own.
+
+    They start side by side (the MLflow server on sqlite, so it needs nothing from the others to
+    come up) and stop; then no process of theirs is left and none of their ports answers.
+    """
+    pg = PostgresCluster()
+    s3 = S3Server(root=tmp_path / "s3")
+    server = MlflowServer(root=tmp_path / "mlflow", auth=BasicAuth(), s3_env=s3.env(),
+                          artifacts_destination="s3://stop-check/artifacts")
+    procs = (pg, s3, server)
+    try:
+        with ThreadPoolExecutor(len(procs)) as pool:
+            for started in [pool.submit(proc.start) for proc in procs]:
+                started.result()
+        held = {proc.pid: listening_ports(proc.pid) for proc in procs if proc.pid is not None}
+        assert len(held) == 3
+        assert pg.port in held[pg.pid] and server.port in held[server.pid], held
+        assert s3.port in held[s3.pid] and len(held[s3.pid]) >= 4, held  # master, volume, filer, S3
+        descendants = {pid: [c.pid for c in psutil.Process(pid).children(recursive=True)] for pid in held}
+        assert descendants[pg.pid], "postgres runs no backends or auxiliary processes"
+    finally:
+        with ThreadPoolExecutor(len(procs)) as pool:
+            list(pool.map(lambda proc: proc.stop(), procs))
+    for pid, ports in held.items():
+        assert gone(pid), f"pid {pid} outlived stop()"
+        assert all(gone(child) for child in descendants[pid]), f"children of {pid} outlived stop()"
+        assert all(refuses(port) for port in ports), f"ports {ports} of {pid} still accept connections"
+    assert pg.root is not None and not pg.root.exists(), "the cluster's own directory is left behind"
