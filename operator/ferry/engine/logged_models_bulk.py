@@ -30,7 +30,7 @@ def experiment_ids_argument(client: TrackingClient, value: str | Sequence[str]) 
     """The peer's ``--experiment-ids``: ``all``, or ids (or names) comma separated."""
     if isinstance(value, str):
         if value.strip() == "all":
-            return [str(e["experiment_id"]) for e in client.search_experiments(view_type="ALL")]
+            return [str(e["experiment_id"]) for e in client.search_experiments()]  # active ones, as the peer
         value = [v.strip() for v in value.split(",") if v.strip()]
     return [str(client.find_experiment(v)["experiment_id"]) for v in value]
 
