@@ -14,7 +14,7 @@ import pytest
 
 from devstack.mlflow_server import MlflowServer
 from devstack.procs import free_port
-from ferry.engine.runs import SOURCE_RUN_ID_TAG
+from ferry.engine.runs import ABANDONED_TAG, SOURCE_RUN_ID_TAG
 from ferry.tracking import TrackingClient, tags_of
 from tests.engine.seed import Seeded, make_run, run_view
 
@@ -112,6 +112,54 @@ def test_killed_import_resumes_to_exactly_the_source_set(mlflow_src: MlflowServe
     active = list(dst_client.search_runs([exp["experiment_id"]]))
     assert sorted(tags_of(r["data"])[SOURCE_RUN_ID_TAG] for r in active) == sorted(runs)
     assert all(r["info"]["status"] == "FINISHED" and r["info"]["end_time"] for r in active)
+
+
+def test_import_killed_again_and_again_leaves_nothing_a_later_export_takes_for_data(
+        mlflow_src: MlflowServer, mlflow_dst: MlflowServer, dst_client: TrackingClient, tmp_path: Path,
+        unique: str) -> None:
+    """SIGKILL every few hundred milliseconds, 4 workers, rerun each time: in the end exactly the
+    source runs are active, every deleted run is a marked leftover, and an export of the destination
+    with deleted runs carries exactly the source runs."""
+    from mlflow import MlflowClient
+
+    src = MlflowClient(mlflow_src.uri)
+    exp_id = src.create_experiment(f"kills-{unique}")
+    runs = [make_run(src, exp_id, f"r{i}", i) for i in range(30)]
+    for run_id in runs:
+        src.log_batch(run_id, params=[], metrics=[])
+        src.log_text(run_id, "x" * 2000, "notes/a.txt")
+    out = tmp_path / "exp"
+    assert cli("export-experiment", "--experiment", exp_id, "--output-dir", str(out), uri=mlflow_src.uri).returncode == 0
+    name = f"kills-{unique}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_dst.uri}
+    argv = [str(BIN / "import-experiment"), "--experiment-name", name, "--input-dir", str(out), "--workers", "4"]
+    kills, wait = 0, 0.6  # the command takes about half a second to start
+    while True:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            wait += 0.3
+            continue
+        assert proc.returncode == 0
+        break
+    exp = dst_client.get_experiment_by_name(name)
+    assert exp is not None
+    all_runs = list(dst_client.search_runs([exp["experiment_id"]], run_view_type="ALL"))
+    active = [r for r in all_runs if r["info"]["lifecycle_stage"] == "active"]
+    deleted = [r for r in all_runs if r["info"]["lifecycle_stage"] == "deleted"]
+    assert sorted(tags_of(r["data"])[SOURCE_RUN_ID_TAG] for r in active) == sorted(runs)
+    assert all(tags_of(r["data"]).get(ABANDONED_TAG) == "true" for r in deleted)
+    again = cli("export-experiment", "--experiment", exp["experiment_id"], "--output-dir", str(tmp_path / "back"),
+                "--export-deleted-runs", "True", uri=mlflow_dst.uri)
+    assert again.returncode == 0, again.stderr
+    exported = {p.name for p in (tmp_path / "back" / "runs").iterdir()}
+    assert exported == {r["info"]["run_id"] for r in active}
+    print(f"import killed {kills} times; leftovers marked and skipped: {len(deleted)}; lost 0, duplicated 0")
+    assert kills >= 3, "the import finished before it could be killed a few times"
 
 
 def test_rerun_export_skips_finished_runs(seeded: Seeded, mlflow_src: MlflowServer, tmp_path: Path) -> None:

@@ -102,6 +102,7 @@ def export_experiment(client: TrackingClient, experiment: str, out_dir: Path, *,
         for page in _slices(selected, SLICE):
             if not export_deleted_runs:
                 page = [r for r in page if r["info"].get("lifecycle_stage") != "deleted"]
+            page = [r for r in page if not run_engine.abandoned(r)]
             tracker.add_total(len(page))
             _export_slice(client, page, out_dir / "runs", include_artifacts, pool, tracker, result)
     write_export_file(out_dir, EXPERIMENT_JSON, script="export_experiment.py", tracking_uri=client.uri,

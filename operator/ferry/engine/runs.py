@@ -25,6 +25,9 @@ from ferry.tracking import ArtifactStore, JsonDict, TrackingClient, tags_of
 SOURCE_RUN_ID_TAG = "ferry.source.run_id"
 SOURCE_URI_TAG = "ferry.source.uri"
 IMPORT_COMPLETE_TAG = "ferry.import.complete"
+# A half-imported copy that a rerun replaced. MLflow's API can only soft-delete a run, so the copy
+# stays in the deleted view; this tag says it is ours and not data, and every export skips it.
+ABANDONED_TAG = "ferry.import.abandoned"
 IMPORT_TAGS = (SOURCE_RUN_ID_TAG, SOURCE_URI_TAG, IMPORT_COMPLETE_TAG)
 PARENT_TAG = "mlflow.parentRunId"
 USER_TAG = "mlflow.user"
@@ -290,11 +293,20 @@ def _source_deleted(info: Mapping[str, Any]) -> bool:
 
 
 def _discard(client: TrackingClient, partial: JsonDict) -> None:
-    """Retire a half-imported copy: untag it so it is never found again, and delete it."""
+    """Retire a half-imported copy: mark it abandoned, then delete it.
+
+    It keeps its source tag, so a rerun killed between the two steps finds it again and finishes
+    the job; once deleted it is skipped by the idempotency check and by every export of ours.
+    """
     run_id = partial["info"]["run_id"]
     if partial["info"].get("lifecycle_stage") != "deleted":  # MLflow only tags active runs
-        client.set_tag(run_id, SOURCE_RUN_ID_TAG, "")
+        client.set_tag(run_id, ABANDONED_TAG, "true")
         client.delete_run(run_id)
+
+
+def abandoned(run: JsonDict) -> bool:
+    """A half-imported copy a rerun replaced (see `ABANDONED_TAG`): not the user's data."""
+    return tags_of(run.get("data") or {}).get(ABANDONED_TAG) == "true"
 
 
 def _local_user() -> str:
