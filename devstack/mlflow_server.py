@@ -161,9 +161,9 @@ class MlflowServer:
                                     permission: str = "READ") -> None:
         """Give `username` `permission` (READ, USE, EDIT, MANAGE, NO_PERMISSIONS) on one experiment.
 
-        MLflow up to 3.x had ``/api/2.0/mlflow/experiments/permissions/create``; the role-based auth
-        of later 3.x releases grants through ``/api/3.0/mlflow/users/permissions/grant``. Both are
-        tried, the newer first.
+        MLflow 2 and the earlier 3.x releases have ``/api/2.0/mlflow/experiments/permissions/create``;
+        the role-based auth of later 3.x releases (3.17 here) grants through
+        ``/api/3.0/mlflow/users/permissions/grant`` instead. The newer is tried first, the older on 404.
         """
         resp = requests.post(f"{self.uri}/api/3.0/mlflow/users/permissions/grant", auth=self._admin(),
                              timeout=30, json={"username": username, "resource_type": "experiment",
