@@ -23,6 +23,8 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
+
 from ferry.engine import trace_format as fmt
 from ferry.engine import trace_import
 from ferry.engine.files import read_export_file, system_section, write_export_file, write_json
@@ -85,7 +87,7 @@ def export_traces(client: TrackingClient, experiment_ids: str | Sequence[str], o
                     try:
                         if not (out / trace_id / TRACE_FILE).is_file():
                             _write_trace(traces, trace_id, out / trace_id)
-                    except (FerryError, ValueError, KeyError) as err:
+                    except (FerryError, MlflowException, ValueError, KeyError) as err:
                         failed.append(f"trace {trace_id} of experiment '{experiment['name']}': {_reason(err)}")
                         tracker.fail()
                         continue
@@ -165,7 +167,7 @@ def import_traces(client: TrackingClient, input_dir: str | Path, *, experiment_n
         for trace_id in entry.get("traces") or []:
             try:
                 result = trace_import.import_one(traces, _read_trace(root / trace_id), exp_id, run_ids or {})
-            except (FerryError, ValueError, KeyError) as err:
+            except (FerryError, MlflowException, ValueError, KeyError) as err:
                 failed.append(f"trace {trace_id}: {_reason(err)}")
                 tracker.fail()
                 continue

@@ -79,6 +79,9 @@ class Traces:
             return self._call("GET", f"/{trace_id}", what=f"trace '{trace_id}'")["trace"]["trace_info"]
         except NotFoundError:
             return None
+        except EndpointMissing:
+            raise EndpointMissing(f"MLflow at {self.uri} has no MLflow 3 trace API: "
+                                  "traces can be imported into MLflow 3.4 or later only") from None
 
     # -- writes ----------------------------------------------------------------------------------
 
