@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 
 class Phase(StrEnum):
@@ -56,15 +57,20 @@ ResultPhase = Annotated[Phase, AfterValidator(_is_result)]
 class Counts(BaseModel):
     """Objects carried, by kind."""
 
-    # Also the resources' status.counts: one model for the engine's result and the status.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
+    # Also the resources' status.counts: one model for the engine's result and the status.
     experiments: int = Field(default=0, description="Experiments carried.")
-    runs: int = Field(default=0, description="Runs carried, including those of models and model versions.")
+    runs: int = Field(default=0, description="Runs carried.")
     models: int = Field(default=0, description="Registered models carried.")
     versions: int = Field(default=0, description="Registered model versions carried.")
-    bytes: int = Field(
-        default=0, description="Bytes of run artifacts an export downloaded; imports and Kiroframe syncs report 0."
-    )
+    logged_models: int = Field(default=0, description="MLflow 3 logged models carried.")
+    traces: int = Field(default=0, description="Traces carried, with their spans and assessments.")
+    prompts: int = Field(default=0, description="Prompts carried.")
+    prompt_versions: int = Field(default=0, description="Prompt versions carried.")
+    evaluation_datasets: int = Field(default=0, description="Evaluation datasets carried, with their records.")
+    scorers: int = Field(default=0, description="Scorers registered on experiments carried.")
+    bytes: int = Field(default=0, description="Artifact bytes carried.")
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(**{name: getattr(self, name) + getattr(other, name) for name in Counts.model_fields})
@@ -72,10 +78,18 @@ class Counts(BaseModel):
     @property
     def objects(self) -> int:
         """Objects carried, bytes aside: what tells 'partly done' from 'nothing done'."""
-        return self.experiments + self.runs + self.models + self.versions
+        return sum(getattr(self, name) for name in Counts.model_fields if name != "bytes")
 
     def sentence(self) -> str:
-        return f"{self.experiments} experiments, {self.runs} runs, {self.models} models, {self.versions} versions"
+        """The classic four always, the MLflow 3 kinds when there are any (so MLflow 2 work reads as before)."""
+        words = f"{self.experiments} experiments, {self.runs} runs, {self.models} models, {self.versions} versions"
+        for name in MLFLOW3_KINDS:
+            if getattr(self, name):
+                words += f", {getattr(self, name)} {name.replace('_', ' ')}"
+        return words
+
+
+MLFLOW3_KINDS = ("logged_models", "traces", "prompts", "prompt_versions", "evaluation_datasets", "scorers")
 
 
 class Outcome(BaseModel):

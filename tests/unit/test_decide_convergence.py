@@ -36,6 +36,7 @@ from tests.unit.decisions import (
     waiting_pod,
 )
 
+NO_COUNTS = Counts().model_dump(by_alias=True)  # every kind, zero
 ONE = "nightly-f0552"
 STARTED = "2024-01-31T03:00:02Z"
 COMPLETED = "2024-01-31T03:05:00Z"
@@ -90,7 +91,7 @@ def test_finished_job_writes_its_outcome_and_is_recorded() -> None:
     assert kinds(actions) == ["PatchStatus", "Emit", "AnnotateJob"]
     patch = the_patch(actions)
     assert patch["phase"] == "PartiallyFailed"
-    assert patch["counts"] == {"experiments": 1, "runs": 3, "models": 0, "versions": 0, "bytes": 2048}
+    assert patch["counts"] == {**NO_COUNTS, "experiments": 1, "runs": 3, "bytes": 2048}
     assert patch["failed"] == ["run r9: artifact download failed"]
     assert patch["message"] == PARTLY_MESSAGE
     assert patch["completionTime"] == COMPLETED
@@ -207,7 +208,7 @@ def test_finished_run_becomes_the_last_result() -> None:
     message = "done: 2 experiments, 7 runs, 0 models, 0 versions"
     assert patch["lastResult"] == {
         "phase": "Succeeded", "jobName": RUN, "scheduledTime": "2024-01-31T03:00:00Z", "completionTime": COMPLETED,
-        "counts": {"experiments": 2, "runs": 7, "models": 0, "versions": 0, "bytes": 0}, "message": message,
+        "counts": {**NO_COUNTS, "experiments": 2, "runs": 7}, "message": message,
     }  # fmt: skip
     assert patch["phase"] == "Succeeded" and patch["message"] == message
     assert patch["active"] == [{"name": OTHER, "scheduledTime": "2024-01-30T03:00:00Z"}]

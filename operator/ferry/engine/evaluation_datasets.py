@@ -49,7 +49,7 @@ class Carried:
         message = f"{self.datasets} evaluation datasets, {self.records} records"
         message += f"; {len(self.failed)} failed" if self.failed else ""
         message += f" ({self.note})" if self.note else ""
-        return Outcome.of(Counts(), self.failed, message=message, path=path, done=self.datasets)
+        return Outcome.of(Counts(evaluation_datasets=self.datasets), self.failed, message=message, path=path)
 
 
 # -- export ----------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ class _Tally:
         self.failed += other.failed
 
     def outcome(self, message: str, path: str | None = None) -> Outcome:
-        counts = Counts(models=self.prompts, versions=self.versions)
+        counts = Counts(prompts=self.prompts, prompt_versions=self.versions)
         suffix = f"; {len(self.failed)} failed" if self.failed else ""
         return Outcome.of(counts, self.failed, message=message + suffix, path=path)
 
@@ -100,7 +100,7 @@ def export_prompt(client: TrackingClient, name: str, version: str | int, output_
         raise NotFoundError(f"version {version} of prompt '{name}' is not a prompt version in MLflow at {client.uri}")
     out = Path(output_dir)
     _write(out, client.uri, "export_prompt.py", version_to_file(model, found))
-    return Outcome.of(Counts(models=1, versions=1), path=str(out),
+    return Outcome.of(Counts(prompts=1, prompt_versions=1), path=str(out),
                       message=f"exported version {found['version']} of prompt '{name}' to {out}")
 
 

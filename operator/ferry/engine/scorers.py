@@ -30,7 +30,7 @@ SCORERS_FILE = "scorers.json"
 
 def _outcome(scorers: int, versions: int, failed: list[str], path: str, note: str = "") -> Outcome:
     message = f"{scorers} scorers, {versions} scorer versions" + (f"; {len(failed)} failed" if failed else "")
-    return Outcome.of(Counts(), failed, message=message + (f" ({note})" if note else ""), path=path, done=scorers)
+    return Outcome.of(Counts(scorers=scorers), failed, message=message + (f" ({note})" if note else ""), path=path)
 
 
 def export_scorers(client: TrackingClient, experiment: str, out_dir: str | Path) -> Outcome:
