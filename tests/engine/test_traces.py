@@ -19,7 +19,7 @@ from ferry.tracking import TrackingClient
 from ferry.tracking.traces import Traces
 from tests.engine.peer_tools import peer
 
-SERVER_TAGS = ("mlflow.artifactLocation", SOURCE_TRACE_TAG)
+SERVER_TAGS = ("mlflow.artifactLocation",)  # and every ferry.* tag: the destination's own
 HUMAN = AssessmentSource(source_type="HUMAN", source_id="reviewer@example.com")
 
 
@@ -30,7 +30,8 @@ class SeededTraces:
     run_id: str
     in_run: str       # nested spans, an event, an error span, assessments with an override
     failing: str      # a root span that raised: state ERROR
-    later: str        # the newest trace, for the time filter
+    later: str        # the newest trace, for the time filter; linked to a logged model
+    model_id: str
 
 
 @mlflow.trace(span_type=SpanType.TOOL, attributes={"tool.version": "2"})
@@ -85,20 +86,23 @@ def seeded_traces(mlflow_src: MlflowServer) -> SeededTraces:
     with pytest.raises(RuntimeError):
         _failing(3)
     failing = _last_trace()
+    model_id = mlflow.set_active_model(name="agent-v1").model_id
     _agent("later")
     later = _last_trace()
-    return SeededTraces(experiment_id, name, run.info.run_id, in_run, failing, later)
+    mlflow.clear_active_model()
+    return SeededTraces(experiment_id, name, run.info.run_id, in_run, failing, later, model_id)
 
 
-def _view(client: TrackingClient, trace_id: str, *, run_ids: dict[str, str] | None = None) -> dict:
-    """A trace's fields as the destination must show them; `run_ids` maps the run link."""
+def _view(client: TrackingClient, trace_id: str, *, links: dict[str, dict[str, str]] | None = None) -> dict:
+    """A trace's fields as the destination must show them; `links` maps the run and model links by key."""
     trace = Traces(client).get(trace_id)
     info = dict(trace["trace_info"])
     info.pop("trace_location")
-    info["tags"] = {k: v for k, v in info["tags"].items() if k not in SERVER_TAGS}
+    info["tags"] = {k: v for k, v in info["tags"].items() if k not in SERVER_TAGS and not k.startswith("ferry.")}
     metadata = dict(info["trace_metadata"])
-    if run_ids and "mlflow.sourceRun" in metadata:
-        metadata["mlflow.sourceRun"] = run_ids[metadata["mlflow.sourceRun"]]
+    for key, mapping in (links or {}).items():
+        if key in metadata:
+            metadata[key] = mapping[metadata[key]]
     info["trace_metadata"] = metadata
     info["assessments"] = sorted(info.get("assessments", []), key=lambda a: a["create_time"])
     info["spans"] = sorted(trace["spans"], key=lambda s: s["start_time_unix_nano"])
@@ -163,22 +167,25 @@ def test_import_keeps_ids_and_every_field_and_runs_once(seeded_traces: SeededTra
     name = f"traces-dst-{unique}"
     dst_exp = dst_client.get_or_create_experiment(name)["experiment_id"]
     dst_run = dst_client.create_run(dst_exp)["info"]["run_id"]
-    run_ids = {seeded_traces.run_id: dst_run}
+    dst_model = mlflow.MlflowClient(dst_client.uri).create_logged_model(dst_exp, name="agent-v1").model_id
+    run_ids, model_ids = {seeded_traces.run_id: dst_run}, {seeded_traces.model_id: dst_model}
+    links = {"mlflow.sourceRun": run_ids, "mlflow.modelId": model_ids}
 
-    outcome = import_traces(dst_client, exported, experiment_name=name, run_ids=run_ids)
+    outcome = import_traces(dst_client, exported, experiment_name=name, run_ids=run_ids, model_ids=model_ids)
     assert outcome.phase == "Succeeded", outcome.failed
     expected = sorted([seeded_traces.in_run, seeded_traces.failing, seeded_traces.later])
     assert _trace_ids(dst_client, name) == expected  # ids kept
     for trace_id in expected:
-        assert _view(dst_client, trace_id) == _view(src_client, trace_id, run_ids=run_ids), trace_id
+        assert _view(dst_client, trace_id) == _view(src_client, trace_id, links=links), trace_id
+    assert Traces(dst_client).get(seeded_traces.later)["trace_info"]["trace_metadata"]["mlflow.modelId"] == dst_model
     linked = Traces(dst_client).search([dst_exp], filter=f"attribute.run_id = '{dst_run}'")
     assert [t["trace_id"] for t in linked] == [seeded_traces.in_run]
 
-    again = import_traces(dst_client, exported, experiment_name=name, run_ids=run_ids)
+    again = import_traces(dst_client, exported, experiment_name=name, run_ids=run_ids, model_ids=model_ids)
     assert again.phase == "Succeeded" and "0 traces, 3 already imported" in again.message
     assert _trace_ids(dst_client, name) == expected
     for trace_id in expected:  # nothing added to the traces either (assessments)
-        assert _view(dst_client, trace_id) == _view(src_client, trace_id, run_ids=run_ids), trace_id
+        assert _view(dst_client, trace_id) == _view(src_client, trace_id, links=links), trace_id
 
 
 def test_import_where_the_ids_are_taken_maps_them(seeded_traces: SeededTraces, exported: Path,
@@ -194,8 +201,12 @@ def test_import_where_the_ids_are_taken_maps_them(seeded_traces: SeededTraces, e
     by_source = {traces.get(t)["trace_info"]["tags"][SOURCE_TRACE_TAG]: t for t in mapped}
     for src_id, dst_id in by_source.items():
         src = _without_ids(_view(src_client, src_id))
-        src["trace_metadata"].pop("mlflow.sourceRun", None)  # no run mapping given: not linked
+        unlinked = {k: src["trace_metadata"].pop(k) for k in ("mlflow.sourceRun", "mlflow.modelId")
+                    if k in src["trace_metadata"]}  # no mapping given: not linked, the source id kept as a tag
         assert _without_ids(_view(dst_client, dst_id)) == src, src_id
+        tags = traces.get(dst_id)["trace_info"]["tags"]
+        kept_as = {"mlflow.sourceRun": "ferry.source.run_id", "mlflow.modelId": "ferry.source.model_id"}
+        assert {key: tags[kept_as[key]] for key in unlinked} == unlinked
 
     again = import_traces(dst_client, exported, experiment_name=second)
     assert "0 traces, 3 already imported" in again.message
@@ -262,6 +273,7 @@ def test_peer_export_traces_imported_by_us(seeded_traces: SeededTraces, mlflow_s
         src_id = Traces(dst_client).get(trace_id)["trace_info"]["tags"][SOURCE_TRACE_TAG]
         dst, src = _without_ids(_view(dst_client, trace_id)), _without_ids(_view(src_client, src_id))
         src["trace_metadata"].pop("mlflow.sourceRun", None)
+        src["trace_metadata"].pop("mlflow.modelId", None)
         if src_id in without_spans:
             assert [s["name"] for s in dst.pop("spans")] == [s["name"] for s in src.pop("spans")]
         assert dst == src, src_id

@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -28,9 +29,19 @@ from ferry.tracking.traces import span_from_json
 JsonDict = dict[str, Any]
 
 SOURCE_RUN_KEY = "mlflow.sourceRun"        # trace metadata: the run the trace was recorded in
+MODEL_ID_KEY = "mlflow.modelId"            # trace metadata: the logged model the trace was recorded for
+UNMAPPED_TAGS = {SOURCE_RUN_KEY: "ferry.source.run_id", MODEL_ID_KEY: "ferry.source.model_id"}
 REQUEST_ID_ATTRIBUTE = "mlflow.traceRequestId"
 SERVER_TAGS = ("mlflow.artifactLocation", "mlflow.trace.spansLocation")  # the destination sets its own
 STATES = {"TRACE_STATUS_UNSPECIFIED": "STATE_UNSPECIFIED"}
+
+
+@dataclass(frozen=True)
+class IdMaps:
+    """Source to destination ids of the objects traces link to, as the caller imported them."""
+
+    runs: Mapping[str, str] = field(default_factory=dict)
+    models: Mapping[str, str] = field(default_factory=dict)
 
 
 # -- times -----------------------------------------------------------------------------------------
@@ -204,24 +215,29 @@ def import_state(info: JsonDict) -> str:
     return STATES.get(state, state)
 
 
-def info_for_import(info: JsonDict, trace_id: str, experiment_id: str, run_ids: Mapping[str, str],
+def info_for_import(info: JsonDict, trace_id: str, experiment_id: str, ids: IdMaps,
                     extra_tags: Mapping[str, str]) -> JsonDict:
     """The ``StartTraceV3`` trace info: the source's fields under `trace_id` in `experiment_id`.
 
-    The run link (``mlflow.sourceRun``) points at the destination run mapped from the source
-    run; a source run that is not mapped is not linked (there is no such run here).
+    The run link (``mlflow.sourceRun``) and logged model link (``mlflow.modelId``) point at the
+    destination objects mapped from the source's. One that is not mapped (no such object here)
+    is not linked; its source id stays as a ``ferry.source.*`` tag instead of a dangling link.
     """
     metadata = dict(_first(info, "trace_metadata", "request_metadata") or {})
-    source_run = metadata.pop(SOURCE_RUN_KEY, None)
-    if source_run and source_run in run_ids:
-        metadata[SOURCE_RUN_KEY] = run_ids[source_run]
+    moved: dict[str, str] = {}
+    for key, mapping in ((SOURCE_RUN_KEY, ids.runs), (MODEL_ID_KEY, ids.models)):
+        source = metadata.pop(key, None)
+        if source and source in mapping:
+            metadata[key] = mapping[source]
+        elif source:
+            moved[UNMAPPED_TAGS[key]] = str(source)
     tags = {k: str(v) for k, v in (info.get("tags") or {}).items() if k not in SERVER_TAGS}
     out: JsonDict = {
         "trace_id": trace_id,
         "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}},
         "state": import_state(info),
         "trace_metadata": {k: str(v) for k, v in metadata.items()},
-        "tags": {**tags, **extra_tags},
+        "tags": {**tags, **moved, **extra_tags},
     }
     request_time = _first(info, "request_time", "timestamp_ms")
     if request_time is not None:
@@ -235,7 +251,7 @@ def info_for_import(info: JsonDict, trace_id: str, experiment_id: str, run_ids: 
     return out
 
 
-def assessment_for_import(a: JsonDict, trace_id: str, run_ids: Mapping[str, str], *, keep_id: bool,
+def assessment_for_import(a: JsonDict, trace_id: str, ids: IdMaps, *, keep_id: bool,
                           overrides: str | None) -> JsonDict:
     """A file assessment as the REST ``Assessment`` to create on `trace_id`."""
     out: JsonDict = {
@@ -262,8 +278,8 @@ def assessment_for_import(a: JsonDict, trace_id: str, run_ids: Mapping[str, str]
     for key in ("rationale", "metadata", "span_id"):
         if a.get(key):
             out[key] = a[key]
-    if a.get("run_id") in run_ids:  # an assessment logged from a run that is not here stays unlinked
-        out["run_id"] = run_ids[a["run_id"]]
+    if a.get("run_id") in ids.runs:  # an assessment logged from a run that is not here stays unlinked
+        out["run_id"] = ids.runs[a["run_id"]]
     if overrides:
         out["overrides"] = overrides
     return out

@@ -10,7 +10,6 @@ created oldest first, so an override marks the assessment it overrides invalid, 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ferry.engine import trace_format as fmt
@@ -45,16 +44,16 @@ class Result:
                                                    f" {self.trace_id}" if self.existing else "")
 
 
-def import_one(traces: Traces, files: TraceFiles, experiment_id: str, run_ids: Mapping[str, str]) -> Result:
+def import_one(traces: Traces, files: TraceFiles, experiment_id: str, ids: fmt.IdMaps) -> Result:
     """Import the trace unless an earlier import did; finish the assessments of one that stopped halfway."""
     src_id = fmt.source_trace_id(files.info)
     otel_id = fmt.otel_trace_id(files.spans or []) or _otel_id(src_id) or os.urandom(16)
     found = traces.find_info("tr-" + otel_id.hex())
     if found is not None and _here(found, experiment_id) and _finalized(found):
-        return _finish(traces, files, found, run_ids, Result(src_id, found["trace_id"], existing=True))
+        return _finish(traces, files, found, ids, Result(src_id, found["trace_id"], existing=True))
     earlier = _earlier_import(traces, experiment_id, src_id)
     if earlier is not None:
-        return _finish(traces, files, earlier, run_ids, Result(src_id, earlier["trace_id"], existing=True))
+        return _finish(traces, files, earlier, ids, Result(src_id, earlier["trace_id"], existing=True))
     if found is not None and not _here(found, experiment_id):
         otel_id = os.urandom(16)  # the id is taken on this server: a new one
     trace_id = "tr-" + otel_id.hex()
@@ -62,9 +61,9 @@ def import_one(traces: Traces, files: TraceFiles, experiment_id: str, run_ids: M
     spans = _spans(files, otel_id, result)
     if spans:
         traces.log_spans(experiment_id, spans, what=f"trace {src_id}")
-    info = fmt.info_for_import(files.info, trace_id, experiment_id, run_ids, {SOURCE_TRACE_TAG: src_id})
+    info = fmt.info_for_import(files.info, trace_id, experiment_id, ids, {SOURCE_TRACE_TAG: src_id})
     created = traces.start_trace(info)
-    return _finish(traces, files, created, run_ids, result)
+    return _finish(traces, files, created, ids, result)
 
 
 def _spans(files: TraceFiles, otel_id: bytes, result: Result) -> list:
@@ -108,7 +107,7 @@ def _earlier_import(traces: Traces, experiment_id: str, src_id: str) -> JsonDict
     return None
 
 
-def _finish(traces: Traces, files: TraceFiles, dst_info: JsonDict, run_ids: Mapping[str, str],
+def _finish(traces: Traces, files: TraceFiles, dst_info: JsonDict, ids: fmt.IdMaps,
             result: Result) -> Result:
     """Create the assessments the destination trace lacks, oldest first."""
     trace_id = str(dst_info["trace_id"])
@@ -122,7 +121,7 @@ def _finish(traces: Traces, files: TraceFiles, dst_info: JsonDict, run_ids: Mapp
         new_id = have.get(src_key)
         if new_id is None:
             overrides = src.get("overrides")
-            body = fmt.assessment_for_import(src, trace_id, run_ids, keep_id=keep_ids,
+            body = fmt.assessment_for_import(src, trace_id, ids, keep_id=keep_ids,
                                              overrides=id_map.get(overrides, overrides if keep_ids else None)
                                              if overrides else None)
             new_id = traces.create_assessment(trace_id, body).get("assessment_id")

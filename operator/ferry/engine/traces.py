@@ -138,23 +138,25 @@ def _lines(path: Path) -> Iterator[str]:
 
 
 def import_trace(client: TrackingClient, input_dir: str | Path, experiment_name: str, *,
-                 run_ids: Mapping[str, str] | None = None) -> Outcome:
+                 run_ids: Mapping[str, str] | None = None, model_ids: Mapping[str, str] | None = None) -> Outcome:
     """Import one trace directory into `experiment_name` (created if missing), idempotently."""
     experiment = client.get_or_create_experiment(experiment_name)
     result = trace_import.import_one(Traces(client), _read_trace(Path(input_dir)), experiment["experiment_id"],
-                                     run_ids or {})
+                                     fmt.IdMaps(run_ids or {}, model_ids or {}))
     return Outcome.of(Counts(), result.failed, done=int(result.created or result.existing),
                       message=result.sentence())
 
 
 def import_traces(client: TrackingClient, input_dir: str | Path, *, experiment_name: str | None = None,
                   experiment_renames: Mapping[str, str] | None = None, run_ids: Mapping[str, str] | None = None,
-                  progress: ProgressSink | None = None) -> Outcome:
+                  model_ids: Mapping[str, str] | None = None, progress: ProgressSink | None = None) -> Outcome:
     """Import an ``export-traces`` directory, each experiment's traces into the experiment of its name.
 
     `experiment_name` puts every trace into that one experiment (an experiment import does);
-    `run_ids` maps source run ids to destination run ids for the traces' run links.
+    `run_ids` and `model_ids` map source run and logged model ids to the destination's for
+    the traces' links (``mlflow.sourceRun``, ``mlflow.modelId``).
     """
+    ids = fmt.IdMaps(run_ids or {}, model_ids or {})
     root = Path(input_dir)
     index = read_export_file(root / TRACES_FILE, "an export-traces directory")
     traces, tracker = Traces(client), Tracker(progress)
@@ -166,7 +168,7 @@ def import_traces(client: TrackingClient, input_dir: str | Path, *, experiment_n
         tracker.add_total(len(entry.get("traces") or []))
         for trace_id in entry.get("traces") or []:
             try:
-                result = trace_import.import_one(traces, _read_trace(root / trace_id), exp_id, run_ids or {})
+                result = trace_import.import_one(traces, _read_trace(root / trace_id), exp_id, ids)
             except (FerryError, MlflowException, ValueError, KeyError) as err:
                 failed.append(f"trace {trace_id}: {_reason(err)}")
                 tracker.fail()
