@@ -6,8 +6,9 @@ server instead. It speaks the same protocol as the service (``POST /arcee/v2/imp
 one copy per (source id, import type, key), as the service deduplicates re-sent records.
 
 It can misbehave on request, so the engine's retries are tested against real sockets: fail the
-next N requests with 503 or 429 + ``Retry-After``, drop the connection without an answer, or hold
-every request after the N-th accepted one until released (to kill a client mid-push).
+next N requests with 503 or 429 + ``Retry-After``, drop the connection without an answer, fail
+every request for a stretch of time (an outage, optionally once N records were accepted), or
+hold every request after the N-th accepted one until released (to kill a client mid-push).
 
 From a shell (prints its URL, runs until Ctrl-C)::
 
@@ -77,6 +78,16 @@ class _Faults:
     queue: deque[tuple[int, float | None]] = field(default_factory=deque)  # (status, retry_after) each
     hold_after: int | None = None
     released: threading.Event = field(default_factory=threading.Event)
+    outage: _Outage | None = None
+
+
+@dataclass
+class _Outage:
+    seconds: float
+    status: int
+    retry_after: float | None
+    after: int  # accepted records before it begins
+    ends: float | None = None  # monotonic time, set by the first request it fails
 
 
 @dataclass
@@ -152,6 +163,14 @@ class KiroframeStandIn:
         with self._lock:
             self._faults.queue.extend([(status, retry_after)] * n)
 
+    def fail_for(self, seconds: float, status: int = 503, retry_after: float | None = None, *,
+                 after: int = 0) -> None:
+        """Once `after` records in total were accepted, answer every import request with `status`
+        (0: drop the connection) for `seconds` from the first request it fails, then serve again.
+        """
+        with self._lock:
+            self._faults.outage = _Outage(seconds, status, retry_after, after)
+
     def hold_after(self, n: int) -> None:
         """Once `n` records in total were accepted, keep every further request waiting."""
         with self._lock:
@@ -174,6 +193,14 @@ class KiroframeStandIn:
             if faults.queue:
                 status, retry_after = faults.queue.popleft()
                 return status, retry_after
+            outage = faults.outage
+            if outage is not None and sum(self._deliveries.values()) >= outage.after:
+                now = time.monotonic()
+                if outage.ends is None:
+                    outage.ends = now + outage.seconds
+                if now < outage.ends:
+                    return outage.status, outage.retry_after
+                faults.outage = None
             held = faults.hold_after is not None and sum(self._deliveries.values()) >= faults.hold_after
             released = faults.released
         if held:
