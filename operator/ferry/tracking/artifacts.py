@@ -1,13 +1,15 @@
 """A run's (or logged model's) artifacts: list, download and upload, wherever they live.
 
-Three places an ``artifact_uri`` can point to:
+Four kinds of place an ``artifact_uri`` can point to:
 
 * ``mlflow-artifacts:/...`` or ``http(s)://.../api/2.0/mlflow-artifacts/artifacts/...`` — served by
   the tracking server (``mlflow server --serve-artifacts``, the usual deployment): streamed
   through its REST endpoints with the client's credentials and pooled sessions;
 * a local path or ``file://`` URI — a server started without artifact serving, on this machine
   or a shared volume: plain file copies;
-* anything else (``s3://``, ``gs://`` ...) — MLflow's own artifact repositories, which read their
+* ``s3://bucket/prefix`` — a server started with ``--no-serve-artifacts`` on S3: read and written
+  with boto3 directly (`ferry.tracking.s3`), from the environment variables the MLflow client reads;
+* anything else (``gs://``, ``wasbs://`` ...) — MLflow's own artifact repositories, which read their
   credentials from the environment the way the MLflow client does.
 
 Every download is written to a temporary name and renamed, so a half-written file never looks
@@ -123,6 +125,10 @@ def _backend_for(client: TrackingClient, uri: str) -> _Backend:
         return _Served(Transport(prefix, client.transport.settings), root.strip("/"))
     if parsed.scheme in ("", "file"):
         return _Local(Path(parsed.path if parsed.scheme else uri))
+    if parsed.scheme == "s3":
+        from ferry.tracking.s3 import S3Artifacts  # boto3 is loaded only for s3:// roots
+
+        return S3Artifacts(uri)
     return _Repository(uri)
 
 
@@ -184,7 +190,7 @@ class _Local:
 
 
 class _Repository:
-    """MLflow's artifact repository for schemes we do not speak ourselves (s3, gs, wasbs, ...)."""
+    """MLflow's artifact repository for schemes we do not speak ourselves (gs, wasbs, ...)."""
 
     def __init__(self, uri: str) -> None:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
