@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,28 +68,32 @@ def test_flags_win_over_environment_and_bad_values_are_one_line(monkeypatch: pyt
         build_settings({})
 
 
-def test_refused_token_stops_at_once_keeps_the_export_and_moves_no_watermark(
+def test_refused_token_fails_in_seconds_before_anything_is_exported(
         mlflow_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, tmp_path: Path) -> None:
     wrong = "wrong-token-81f3c0"
+    began = time.monotonic()
     result = kiroframe_importer("--tracking-url", mlflow_src.uri, "--kiroframe-url", kiroframe.url,
                                 "--base-dir", str(tmp_path / "out"), "--incremental",
                                 env=clean_env(tmp_path, PROFILING_TOKEN=wrong))
+    took = time.monotonic() - began
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "Error: Kiroframe rejected the profiling token"
-    assert kiroframe.records() == [] and kiroframe.request_count <= 4  # one per worker, no retries
-    (folder,) = [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]
-    assert (folder / "delivery.jsonl").read_text() == ""
-    assert json.loads((folder / "summary.json").read_text())["watermark"] is None
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: Kiroframe at {kiroframe.url} refused the profiling token (HTTP 401); nothing was exported")
+    assert kiroframe.records() == [] and kiroframe.request_count == 1  # the one check, no retries
+    assert not [p for p in (tmp_path / "out").iterdir() if p.is_dir()]  # no export folder, not even hidden
     assert not (tmp_path / "out" / ".kiroframe-state.json").exists()
-    for text in (result.stdout, result.stderr, (folder / "export.log").read_text()):
+    for text in (result.stdout, result.stderr):
         assert wrong not in text and TOKEN not in text
+    print(f"faults: wrong token; failed in {took:.1f} s after {kiroframe.request_count} request; "
+          "records lost 0, duplicated 0")
 
-    # With the right token the same folder is pushed, and only then the watermark is saved.
+    # With the right token the sync exports and pushes, and only then the watermark is saved.
     again = kiroframe_importer("--tracking-url", mlflow_src.uri, "--kiroframe-url", kiroframe.url,
                                "--base-dir", str(tmp_path / "out"), "--incremental",
                                env=clean_env(tmp_path, PROFILING_TOKEN=TOKEN))
     assert again.returncode == 0, again.stderr
-    assert [p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")] == [folder.name]
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]
     state = json.loads((tmp_path / "out" / ".kiroframe-state.json").read_text())
     assert state["watermark"] == json.loads((folder / "summary.json").read_text())["watermark"]
     assert len(kiroframe.records(2)) == len((folder / "runs.json").read_text().splitlines())
+    assert set(kiroframe.deliveries().values()) == {1}

@@ -6,7 +6,8 @@ then dies; a scheduled sync has to ride out a restart of the service. So connect
 timeouts, 429 (after its ``Retry-After``) and 5xx are retried with jittered exponential backoff
 for `retry_seconds` (minutes by default); 401/403 stop the whole push at once, because every other
 record would be refused the same way; any other 4xx refuses only that record, which is counted
-and listed. Records go out from a bounded pool of threads; each acknowledgement is written to the
+and listed. Before any of that, `ImportClient.check_token` asks Kiroframe once whether it takes
+the token at all, so a wrong one fails in seconds rather than after the export. Records go out from a bounded pool of threads; each acknowledgement is written to the
 folder's `DeliveryJournal`, so a rerun of an interrupted push sends only what is missing.
 """
 
@@ -39,7 +40,7 @@ log = logging.getLogger("ferry.kiroframe")
 
 IMPORT_PATH = "/arcee/v2/import"
 IMPORT_SOURCE = "mlflow"
-TOKEN_REJECTED = "Kiroframe rejected the profiling token"
+TOKEN_CHECK_TIMEOUT = 15.0  # the check must not hold the sync back for a whole request timeout
 
 
 def source_id(tracking_url: str) -> str:
@@ -49,8 +50,12 @@ def source_id(tracking_url: str) -> str:
 
 
 class TokenRejected(ServerError):
-    def __init__(self) -> None:
-        super().__init__(TOKEN_REJECTED)
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(f"Kiroframe at {url} refused the profiling token (HTTP {status})")
+
+
+class NoImportApi(ServerError):
+    """The URL answers, but not with Kiroframe's import API: every record would be refused."""
 
 
 class RecordRejected(FerryError):
@@ -101,7 +106,8 @@ class ImportClient:
 
     def __init__(self, url: str, token: str, tracking_url: str, *, retry_seconds: float,
                  backoff_seconds: float, backoff_max_seconds: float, timeout: float) -> None:
-        self.endpoint = url.rstrip("/") + IMPORT_PATH
+        self.url = url.rstrip("/")
+        self.endpoint = self.url + IMPORT_PATH
         self.source_id = source_id(tracking_url)
         self._token = token
         self._timeout = timeout
@@ -127,6 +133,45 @@ class ImportClient:
     def body(self, import_type: int, line: Any) -> dict[str, Any]:
         return {"import_source": IMPORT_SOURCE, "import_source_id": self.source_id,
                 "import_type": import_type, "owner_id": None, "line": line}
+
+    def check_token(self) -> bool:
+        """Ask Kiroframe once whether it takes the token; raise `TokenRejected` if it does not.
+
+        The protocol has one request, ``POST /arcee/v2/import``, and no endpoint that only checks
+        a token (inventing one, e.g. a ``GET``, would test what the real service may not serve).
+        So the check is that request with an empty JSON object for a body: the smallest request
+        the protocol has, and one no server can store. The service authenticates ``x-api-key``
+        before it reads the body (the stand-in does the same), so it answers 401/403 for a wrong
+        token and 400 for a good one. Sending the first real record first was the alternative,
+        but the first record Kiroframe wants is an experiment summary, known only once all that
+        experiment's runs are read: a wrong token would still cost part of an export.
+
+        Returns True when the token was accepted, False when Kiroframe could not answer now
+        (connection error, timeout, 429, 5xx): that is no reason to skip the export, since the
+        push rides out an outage with its retries and keeps what is left in the journal. A 404
+        or 405 means the URL is not Kiroframe's (raises `NoImportApi`): every record would be
+        refused. A service that validated the body first would answer 400 to a wrong token too;
+        the check would then pass, and the push would stop at its first record as before.
+        """
+        try:
+            response = self._session.post(self.endpoint, json={},
+                                          timeout=min(self._timeout, TOKEN_CHECK_TIMEOUT))
+        except requests.RequestException as err:
+            log.warning("Could not check the token with Kiroframe at %s (%s); the push will retry",
+                        self.url, type(err).__name__)
+            return False
+        status = response.status_code
+        if status in (401, 403):
+            raise TokenRejected(self.url, status)
+        if status in (404, 405):
+            raise NoImportApi(f"Kiroframe at {self.url} has no import API ({_reason(response)} "
+                              f"for POST {IMPORT_PATH}): check the Kiroframe URL")
+        if status == 429 or status >= 500:
+            log.warning("Could not check the token with Kiroframe at %s (%s); the push will retry",
+                        self.url, _reason(response))
+            return False
+        log.info("Kiroframe at %s accepts the profiling token", self.url)
+        return True
 
     def send(self, import_type: int, line: Any) -> None:
         """Deliver one record, retrying transient failures; raise why it was not delivered."""
@@ -154,7 +199,7 @@ class ImportClient:
         status = response.status_code
         if status in (401, 403):
             self.stopped.set()  # every other record would be refused too: stop the queued sends now
-            raise TokenRejected()
+            raise TokenRejected(self.url, status)
         if status == 429 or status >= 500:
             raise _Transient(_reason(response), _retry_after(response) if status == 429 else None)
         if status >= 400:

@@ -2,6 +2,8 @@
 
 The order of things is what makes a sync safe to kill and rerun:
 
+0. The sync checks the token with Kiroframe (`ImportClient.check_token`): a refused token fails
+   the sync before anything is exported.
 1. An interrupted push found in the base directory is finished first, and that is the whole run:
    its records were exported for a watermark not yet committed, and only the unacknowledged ones
    are sent (the journal knows which).
@@ -30,8 +32,14 @@ from typing import Any
 from ferry.errors import FerryError
 from ferry.kiroframe import journal
 from ferry.kiroframe.export import Exporter
-from ferry.kiroframe.folder import EXPORT_LOG, MODELS_JSON, SUMMARY_JSON, ExportFolder, write_json
-from ferry.kiroframe.push import ImportClient, push, source_id
+from ferry.kiroframe.folder import (
+    EXPORT_LOG,
+    MODELS_JSON,
+    SUMMARY_JSON,
+    ExportFolder,
+    write_json,
+)
+from ferry.kiroframe.push import ImportClient, NoImportApi, TokenRejected, push, source_id
 from ferry.kiroframe.settings import KiroframeSettings
 from ferry.kiroframe.state import read_watermark, write_watermark
 from ferry.outcome import Counts, Outcome, Phase
@@ -85,6 +93,13 @@ def run_sync(settings: KiroframeSettings, *, on_progress: ProgressSink | None = 
     base = settings.export_root
     base.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(on_progress)
+    if settings.import_to_kiroframe:
+        try:
+            _import_client(settings).check_token()
+        except (TokenRejected, NoImportApi) as err:
+            message = f"{err.message}; nothing was exported"
+            log.error("%s", message)
+            return Outcome(phase=Phase.FAILED, message=message)
     if settings.import_to_kiroframe and settings.resume:
         unfinished = journal.interrupted_push(base)
         if unfinished is not None:
@@ -123,9 +138,7 @@ def run_sync(settings: KiroframeSettings, *, on_progress: ProgressSink | None = 
 def _push_and_commit(settings: KiroframeSettings, folder: Path, tracker: Tracker, *, resumed: bool) -> Outcome:
     summary = _read_json(folder / SUMMARY_JSON)
     watermark = journal.pending_watermark(folder)
-    client = ImportClient(settings.kiroframe_url or "", settings.token, settings.tracking_url or "",
-                          retry_seconds=settings.retry_seconds, backoff_seconds=settings.backoff_seconds,
-                          backoff_max_seconds=settings.backoff_max_seconds, timeout=settings.timeout)
+    client = _import_client(settings)
     log.info("Importing data to Kiroframe as %s:%s", "mlflow", client.source_id)
     deliveries = journal.DeliveryJournal(folder)
     try:
@@ -149,6 +162,12 @@ def _push_and_commit(settings: KiroframeSettings, folder: Path, tracker: Tracker
     journal.clear_pending(folder)
     note = "finished an interrupted push" if resumed else "sent"
     return _outcome(folder, summary, watermark, note)
+
+
+def _import_client(settings: KiroframeSettings) -> ImportClient:
+    return ImportClient(settings.kiroframe_url or "", settings.token, settings.tracking_url or "",
+                        retry_seconds=settings.retry_seconds, backoff_seconds=settings.backoff_seconds,
+                        backoff_max_seconds=settings.backoff_max_seconds, timeout=settings.timeout)
 
 
 def _commit(settings: KiroframeSettings, folder: Path, watermark: int, summary: dict[str, Any]) -> None:
