@@ -2,7 +2,8 @@
 
 Files are written as runs stream in: nothing holds all runs. The folder is built under a hidden
 ``.<name>.partial`` name and renamed when every file is complete, so a folder with the original's
-name is always a whole export (a crash leaves only the hidden one behind).
+name is always a whole export (a crash leaves only the hidden one behind, which the next sync
+removes: `remove_leftovers`).
 
 ``runs.csv`` has one column per metric, param and tag key of any run, which is known only at
 the end: its rows are spilled to a JSON-lines file as they come, then written once the header is.
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import re
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +38,9 @@ ARTIFACTS_DIR = "artifacts"
 RUNS_BASIC_HEADER = "experiment_id,experiment_name,run_id,run_name,status,start_time_iso,end_time_iso,dataset_names\n"
 RUNS_CSV_INFO = ("run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time")
 _SPILL = ".runs.csv.spill.jsonl"
+PARTIAL = re.compile(r"^\.\d{8}_\d{4}_\d{6}\.partial$")  # what `ExportFolder` builds in, and nothing else
+
+log = logging.getLogger("ferry.kiroframe")
 
 
 def export_name(now: datetime | None = None) -> str:
@@ -167,3 +174,19 @@ class ExportFolder:
     def abandon(self) -> None:
         for fh in (self._runs, self._datasets, self._summaries, self._basic):
             fh.close()
+
+
+def remove_leftovers(base_dir: Path) -> list[Path]:
+    """Delete the ``.<name>.partial`` folders a killed sync left directly in `base_dir`.
+
+    Only call it holding the base directory's `SyncLock`: then no other sync of this directory
+    is writing one. Only folders named exactly as `ExportFolder` names them are touched (not a
+    symlink, nothing nested deeper, nothing else hidden), so a user's own ``.partial`` files stay.
+    """
+    removed = []
+    for item in sorted(base_dir.iterdir()) if base_dir.is_dir() else ():
+        if PARTIAL.match(item.name) and item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item)
+            log.info("Removed %s, left by an export that was interrupted", item)
+            removed.append(item)
+    return removed

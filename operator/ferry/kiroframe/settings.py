@@ -61,6 +61,8 @@ class KiroframeSettings(BaseSettings):
     backoff_seconds: float = Field(default=2.0, gt=0, validation_alias="KIROFRAME_BACKOFF_SECONDS")
     backoff_max_seconds: float = Field(default=120.0, gt=0, validation_alias="KIROFRAME_BACKOFF_MAX_SECONDS")
     timeout: float = Field(default=60.0, gt=0, validation_alias="KIROFRAME_TIMEOUT")
+    # How long a sync waits for another one using the same base directory to finish.
+    lock_wait_seconds: float = Field(default=60.0, ge=0, validation_alias="KIROFRAME_LOCK_WAIT_SECONDS")
 
     @field_validator("since", mode="before")
     @classmethod

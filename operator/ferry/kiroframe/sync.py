@@ -2,8 +2,10 @@
 
 The order of things is what makes a sync safe to kill and rerun:
 
-0. The sync checks the token with Kiroframe (`ImportClient.check_token`): a refused token fails
-   the sync before anything is exported.
+0. The sync locks its base directory (`SyncLock`; another sync of it waits, then fails), removes
+   the ``.partial`` folders a killed sync left there (the lock means none is being written), and
+   checks the token with Kiroframe (`ImportClient.check_token`): a refused token fails the sync
+   before anything is exported.
 1. An interrupted push found in the base directory is finished first, and that is the whole run:
    its records were exported for a watermark not yet committed, and only the unacknowledged ones
    are sent (the journal knows which).
@@ -37,8 +39,10 @@ from ferry.kiroframe.folder import (
     MODELS_JSON,
     SUMMARY_JSON,
     ExportFolder,
+    remove_leftovers,
     write_json,
 )
+from ferry.kiroframe.lock import SyncLock, SyncLocked
 from ferry.kiroframe.push import ImportClient, NoImportApi, TokenRejected, push, source_id
 from ferry.kiroframe.settings import KiroframeSettings
 from ferry.kiroframe.state import read_watermark, write_watermark
@@ -92,7 +96,20 @@ def run_sync(settings: KiroframeSettings, *, on_progress: ProgressSink | None = 
     settings.require()
     base = settings.export_root
     base.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker(on_progress)
+    lock = SyncLock(base, settings.lock_wait_seconds)
+    try:
+        lock.acquire()
+    except SyncLocked as err:
+        log.error("%s", err.message)
+        return Outcome(phase=Phase.FAILED, message=err.message)
+    try:
+        return _locked_sync(settings, base, Tracker(on_progress))
+    finally:
+        lock.release()
+
+
+def _locked_sync(settings: KiroframeSettings, base: Path, tracker: Tracker) -> Outcome:
+    remove_leftovers(base)
     if settings.import_to_kiroframe:
         try:
             _import_client(settings).check_token()
