@@ -134,6 +134,7 @@ def exported(seeded_traces: SeededTraces, src_client: TrackingClient, tmp_path_f
     out = tmp_path_factory.mktemp("traces") / "out"
     outcome = export_traces(src_client, [seeded_traces.experiment_id], out)
     assert outcome.phase == "Succeeded", outcome.failed
+    assert outcome.counts.traces == 3
     return out
 
 
@@ -173,6 +174,7 @@ def test_import_keeps_ids_and_every_field_and_runs_once(seeded_traces: SeededTra
 
     outcome = import_traces(dst_client, exported, experiment_name=name, run_ids=run_ids, model_ids=model_ids)
     assert outcome.phase == "Succeeded", outcome.failed
+    assert outcome.counts.traces == 3
     expected = sorted([seeded_traces.in_run, seeded_traces.failing, seeded_traces.later])
     assert _trace_ids(dst_client, name) == expected  # ids kept
     for trace_id in expected:
@@ -183,6 +185,7 @@ def test_import_keeps_ids_and_every_field_and_runs_once(seeded_traces: SeededTra
 
     again = import_traces(dst_client, exported, experiment_name=name, run_ids=run_ids, model_ids=model_ids)
     assert again.phase == "Succeeded" and "0 traces, 3 already imported" in again.message
+    assert again.counts.traces == 0
     assert _trace_ids(dst_client, name) == expected
     for trace_id in expected:  # nothing added to the traces either (assessments)
         assert _view(dst_client, trace_id) == _view(src_client, trace_id, links=links), trace_id

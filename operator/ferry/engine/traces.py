@@ -48,7 +48,7 @@ def export_trace(client: TrackingClient, trace_id: str, output_dir: str | Path) 
     """Write one trace to `output_dir` (``trace.json`` and ``artifacts/traces.json``)."""
     out = Path(output_dir)
     _write_trace(Traces(client), trace_id, out)
-    return Outcome.of(Counts(), done=1, path=str(out), message=f"exported trace {trace_id} to {out}")
+    return Outcome.of(Counts(traces=1), path=str(out), message=f"exported trace {trace_id} to {out}")
 
 
 def _write_trace(traces: Traces, trace_id: str, out: Path) -> str:
@@ -95,7 +95,7 @@ def export_traces(client: TrackingClient, experiment_ids: str | Sequence[str], o
                     ok += 1
                     tracker.advance()
         _write_index(out, client.uri, experiments, spools, ok, failed)
-    return Outcome.of(Counts(), failed, done=ok, path=str(out),
+    return Outcome.of(Counts(traces=ok), failed, path=str(out),
                       message=f"exported {ok} traces of {len(experiments)} experiments to {out}"
                       + (f"; {len(failed)} failed" if failed else ""))
 
@@ -143,8 +143,8 @@ def import_trace(client: TrackingClient, input_dir: str | Path, experiment_name:
     experiment = client.get_or_create_experiment(experiment_name)
     result = trace_import.import_one(Traces(client), _read_trace(Path(input_dir)), experiment["experiment_id"],
                                      fmt.IdMaps(run_ids or {}, model_ids or {}))
-    return Outcome.of(Counts(), result.failed, done=int(result.created or result.existing),
-                      message=result.sentence())
+    return Outcome.of(Counts(traces=int(result.created)), result.failed,
+                      done=int(result.created or result.existing), message=result.sentence())
 
 
 def import_traces(client: TrackingClient, input_dir: str | Path, *, experiment_name: str | None = None,
@@ -177,7 +177,7 @@ def import_traces(client: TrackingClient, input_dir: str | Path, *, experiment_n
             failed += result.failed
             tracker.advance()
     message = f"imported {created} traces, {existing} already imported" + (f"; {len(failed)} failed" if failed else "")
-    return Outcome.of(Counts(), failed, done=created + existing, message=message)
+    return Outcome.of(Counts(traces=created), failed, done=created + existing, message=message)
 
 
 def _read_trace(trace_dir: Path) -> trace_import.TraceFiles:
