@@ -41,7 +41,7 @@ def exported(seeded_prompts: SeededPrompts, src_client: TrackingClient,
     out = tmp_path_factory.mktemp("prompts") / "out"
     outcome = export_prompts(src_client, [seeded_prompts.text, seeded_prompts.chat], out, workers=2)
     assert outcome.phase == "Succeeded", outcome.failed
-    assert (outcome.counts.models, outcome.counts.versions) == (2, 13)
+    assert (outcome.counts.prompts, outcome.counts.prompt_versions) == (2, 13)
     return out
 
 
@@ -92,7 +92,7 @@ def test_round_trip_field_by_field(exported: Path, seeded_prompts: SeededPrompts
     copy = _rename(exported, tmp_path / "renamed", unique)
     outcome = import_prompts(dst_client, copy, workers=2)
     assert outcome.phase == "Succeeded", outcome.failed
-    assert (outcome.counts.models, outcome.counts.versions) == (2, 13)
+    assert (outcome.counts.prompts, outcome.counts.prompt_versions) == (2, 13)
     for name in (seeded_prompts.text, seeded_prompts.chat):
         src, dst = prompt_view(mlflow_src.uri, name), prompt_view(mlflow_dst.uri, f"{name}-{unique}")
         assert dst == src
@@ -121,7 +121,7 @@ def test_one_version_into_a_renamed_prompt(seeded_prompts: SeededPrompts, src_cl
     assert [p.name for p in out.iterdir()] == ["prompt.json"]
     name = f"single-{unique}"
     outcome = import_prompt(dst_client, out, prompt_name=name)
-    assert (outcome.phase, outcome.counts.models, outcome.counts.versions) == ("Succeeded", 1, 1)
+    assert (outcome.phase, outcome.counts.prompts, outcome.counts.prompt_versions) == ("Succeeded", 1, 1)
     assert import_prompt(dst_client, out, prompt_name=name).counts.objects == 0
 
     view = prompt_view(mlflow_dst.uri, name)
@@ -159,7 +159,7 @@ def test_a_registered_model_of_that_name_is_listed_as_failed(exported: Path, see
     assert outcome.failed == [f"prompt '{taken}': '{taken}' is a registered model, not a prompt, "
                               f"in MLflow at {mlflow_dst.uri}"]
     assert Registry(dst_client).find_model(taken) is not None  # --delete-prompt never deletes a model
-    assert outcome.counts.versions == 11
+    assert outcome.counts.prompt_versions == 11
 
 
 def test_missing_prompt_is_listed_as_failed(src_client: TrackingClient, tmp_path: Path, unique: str) -> None:
@@ -225,7 +225,7 @@ def test_peer_export_imported_by_us(peer_src: MlflowServer, mlflow_dst: MlflowSe
     peer("export-prompts", peer_src.uri, "--output-dir", str(out), "--prompts", "all")
     outcome = import_prompts(dst_client, out)
     assert outcome.phase == "Succeeded", outcome.failed
-    assert (outcome.counts.models, outcome.counts.versions) == (2, 13)
+    assert (outcome.counts.prompts, outcome.counts.prompt_versions) == (2, 13)
     for name in (seeded.text, seeded.chat):
         src, dst = prompt_view(peer_src.uri, name), prompt_view(mlflow_dst.uri, name)
         # The peer's file has no response format, model config, aliases or prompt-level metadata.

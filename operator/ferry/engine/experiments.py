@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ferry.engine import experiment_objects
 from ferry.engine import runs as run_engine
 from ferry.engine.files import fmt_ts_millis, read_export_file, write_export_file
 from ferry.errors import FerryError, InputError, NotFoundError, UsageError
@@ -37,14 +38,16 @@ class ExperimentExport:
     failed_run_ids: list[str] = field(default_factory=list)
     skipped_runs: int = 0
     nbytes: int = 0
+    objects: list[Outcome] = field(default_factory=list)  # its logged models and traces
 
     @property
     def counts(self) -> Counts:
-        return Counts(experiments=1, runs=len(self.ok_runs), bytes=self.nbytes)
+        return sum((o.counts for o in self.objects), Counts(experiments=1, runs=len(self.ok_runs), bytes=self.nbytes))
 
     def outcome(self, message: str | None = None) -> Outcome:
-        """Done when a run was exported: an experiment whose runs all failed has Failed."""
-        return Outcome.of(self.counts, self.failed, message=message, path=str(self.path), done=len(self.ok_runs))
+        """Done when something besides the experiment itself was exported (a run, a logged model, a trace)."""
+        return Outcome.of(self.counts, self.failed, message=message, path=str(self.path),
+                          done=self.counts.objects - 1)
 
 
 @dataclass
@@ -53,14 +56,15 @@ class ExperimentImport:
     name: str
     runs: list[run_engine.RunImport] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    objects: list[Outcome] = field(default_factory=list)  # its logged models and traces
 
     @property
     def counts(self) -> Counts:
-        return Counts(experiments=1, runs=len(self.runs))
+        return sum((o.counts for o in self.objects), Counts(experiments=1, runs=len(self.runs)))
 
     def outcome(self, message: str | None = None) -> Outcome:
-        """Done when a run was imported: an experiment whose runs all failed has Failed."""
-        return Outcome.of(self.counts, self.failed, message=message, done=len(self.runs))
+        """Done when something besides the experiment itself was imported (a run, a logged model, a trace)."""
+        return Outcome.of(self.counts, self.failed, message=message, done=self.counts.objects - 1)
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -85,8 +89,10 @@ def export_experiment(client: TrackingClient, experiment: str, out_dir: Path, *,
                       run_ids: Sequence[str] | None = None, run_start_time: str | int | None = None,
                       export_deleted_runs: bool = False, check_nested_runs: bool = False,
                       include_artifacts: bool = True, workers: int = 4,
-                      tracker: Tracker | None = None) -> ExperimentExport:
-    """Export experiment `experiment` (name or id) to `out_dir`: experiment.json + runs/<id>/."""
+                      tracker: Tracker | None = None, include_logged_models: bool = True,
+                      include_traces: bool = True, traces_since: int | None = None) -> ExperimentExport:
+    """Export experiment `experiment` (name or id) to `out_dir`: experiment.json + runs/<id>/, and
+    its MLflow 3 objects (logged models, traces) beside them (`ferry.engine.experiment_objects`)."""
     start_ms = parse_run_start_time(run_start_time)
     exp = client.find_experiment(experiment)
     exp_id = str(exp["experiment_id"])
@@ -105,6 +111,10 @@ def export_experiment(client: TrackingClient, experiment: str, out_dir: Path, *,
             page = [r for r in page if not run_engine.abandoned(r)]
             tracker.add_total(len(page))
             _export_slice(client, page, out_dir / "runs", include_artifacts, pool, tracker, result)
+    result.objects = experiment_objects.export_objects_of(
+        client, exp_id, out_dir, run_ids=result.ok_runs if run_ids else None,
+        include_logged_models=include_logged_models, include_traces=include_traces, traces_since=traces_since)
+    result.failed += [f for part in result.objects for f in part.failed]
     write_export_file(out_dir, EXPERIMENT_JSON, script="export_experiment.py", tracking_uri=client.uri,
                       mlflow={"experiment": experiment_document(exp), "runs": result.ok_runs},
                       info={"num_total_runs": len(result.ok_runs) + len(result.failed_run_ids),
@@ -247,6 +257,10 @@ def import_experiment(client: TrackingClient, in_dir: Path, experiment_name: str
             else:
                 result.runs.append(outcome)
                 tracker.advance()
+    run_map = {r.src_run_id: r.dst_run_id for r in result.runs}  # before deleting runs deleted at the source
+    result.objects = experiment_objects.import_objects_of(client, in_dir, result.experiment_id, name, run_map,
+                                                          mlmodel_fix=mlmodel_fix)
+    result.failed += [f for part in result.objects for f in part.failed]
     finish_links(client, result.runs)
     return result
 

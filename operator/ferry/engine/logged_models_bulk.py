@@ -72,7 +72,7 @@ def export_logged_models(client: TrackingClient, experiment_ids: str | Sequence[
                           "num_failed_logged_models": len(failed), "failed_logged_models": failed},
                          uri=client.uri, script="export_logged_models.py")
     note = f" (MLflow at {client.uri} has no logged models (MLflow 2))" if models.missing else ""
-    return Outcome.of(Counts(bytes=nbytes), failed, done=done, path=str(out),
+    return Outcome.of(Counts(logged_models=done, bytes=nbytes), failed, path=str(out),
                       message=_sentence("exported", done, failed) + f" to {out}{note}")
 
 
@@ -93,7 +93,7 @@ class ModelsImported:
         message = _sentence("imported", self.created, self.failed, skipped=len(self.ids) - self.created)
         if self.standins:
             message += f"; {self.standins} on a stand-in run (their source run was not imported)"
-        return Outcome.of(Counts(), self.failed, done=len(self.ids), message=message)
+        return Outcome.of(Counts(logged_models=self.created), self.failed, done=len(self.ids), message=message)
 
 
 def import_logged_models(client: TrackingClient, in_dir: str | Path, *, experiment_name: str | None = None,

@@ -1,0 +1,55 @@
+"""The MLflow 3 objects that belong to an experiment: its logged models and its traces.
+
+An experiment's export carries them beside its runs, in the peer's layout:
+``<experiment dir>/logged_models/`` (`ferry.engine.logged_models_bulk`) and
+``<experiment dir>/traces/`` (`ferry.engine.traces`). On import they come after the runs, so that
+a logged model is recreated on the imported run that produced it and a trace links to the
+imported run and model. An MLflow 2 server has neither: its export holds none and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ferry.engine import logged_models_bulk, traces
+from ferry.engine.files import read_export_file
+from ferry.outcome import Outcome
+from ferry.tracking import TrackingClient
+
+LOGGED_MODELS_DIR = "logged_models"
+TRACES_DIR = "traces"
+
+
+def export_objects_of(client: TrackingClient, experiment_id: str, exp_dir: Path, *,
+                      run_ids: Sequence[str] | None = None, include_logged_models: bool = True,
+                      include_traces: bool = True, traces_since: int | None = None) -> list[Outcome]:
+    """Export the experiment's logged models (only those of `run_ids` when given) and traces."""
+    parts = []
+    if include_logged_models:
+        only = {experiment_id: list(run_ids)} if run_ids is not None else None
+        parts.append(logged_models_bulk.export_logged_models(client, [experiment_id], exp_dir / LOGGED_MODELS_DIR,
+                                                             run_ids=only))
+    if include_traces:
+        parts.append(traces.export_traces(client, [experiment_id], exp_dir / TRACES_DIR, traces_since=traces_since))
+    return parts
+
+
+def import_objects_of(client: TrackingClient, exp_dir: Path, experiment_id: str, experiment_name: str,
+                      run_map: Mapping[str, str], *, mlmodel_fix: bool = True) -> list[Outcome]:
+    """Import what `export_objects_of` wrote (ours or the peer's) into the imported experiment."""
+    parts: list[Outcome] = []
+    model_ids: dict[str, str] = {}
+    models_dir = exp_dir / LOGGED_MODELS_DIR
+    if (models_dir / logged_models_bulk.INDEX_FILE).is_file():
+        index = read_export_file(models_dir / logged_models_bulk.INDEX_FILE, "an export of logged models")
+        ids = [m for e in (index.get("mlflow") or {}).get("experiments") or [] for m in e.get("logged_models") or []]
+        imported = logged_models_bulk.import_experiment_logged_models(client, models_dir, experiment_id, ids,
+                                                                      run_map=run_map, mlmodel_fix=mlmodel_fix)
+        parts.append(imported.outcome())
+        model_ids = imported.ids
+    traces_dir = exp_dir / TRACES_DIR
+    if (traces_dir / traces.TRACES_FILE).is_file():
+        parts.append(traces.import_traces(client, traces_dir, experiment_name=experiment_name, run_ids=run_map,
+                                          model_ids=model_ids))
+    return parts
