@@ -86,8 +86,14 @@ class Controller:
             return
         deleted = event_type == "DELETED"
         state = job_state(job)
-        if not deleted and state.phase == "Pending" and pods is None:
-            return  # no pod yet: nothing to report
+        if not deleted and not state.finished:
+            if state.phase == "Pending" and pods is None:
+                return  # no pod yet: nothing to report
+            if pods is None:
+                pods = self.kube.pods_of_job(job["metadata"]["namespace"], job["metadata"]["name"])
+            started = pod_state(pods)
+            if not (started.started or started.stuck):
+                return  # its pod is still on its way: nothing to report (the periodic look times it out)
         owner = self.owner(job)
         if owner is None:
             return
