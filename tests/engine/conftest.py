@@ -33,6 +33,12 @@ def seeded(mlflow_src: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -
     return seed_experiment(mlflow_src.uri, f"seeded-{os.getpid()}", tmp_path_factory.mktemp("seed"))
 
 
+@pytest.fixture(scope="session")
+def mlflow2(mlflow2_src: MlflowServer) -> TrackingClient:
+    """A client of the MLflow 2.22 server (`devstack.production.mlflow2_src`): the migration's usual source."""
+    return TrackingClient(mlflow2_src.uri)
+
+
 @pytest.fixture
 def no_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fail fast on an unreachable server (the default retries for several seconds)."""

@@ -6,11 +6,7 @@ why; an import cannot create them there and lists each one as failed.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from devstack.mlflow_server import MlflowServer
 from ferry.engine.evaluation_datasets import (
@@ -21,20 +17,6 @@ from ferry.engine.evaluation_datasets import (
 from ferry.engine.scorers import export_scorers
 from ferry.tracking import TrackingClient
 from tests.engine.evaluation_dataset_seed import seed_dataset
-
-MLFLOW2_PYTHON = Path(__file__).resolve().parents[2] / ".peers" / "mlflow2" / "bin" / "python"
-
-
-@pytest.fixture(scope="module")
-def mlflow2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingClient]:
-    if not MLFLOW2_PYTHON.exists():
-        reason = f"MLflow 2.22 is not installed in {MLFLOW2_PYTHON.parents[1]} (run hack/install-mlflow2.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow2"), python=str(MLFLOW2_PYTHON)).start()
-    yield TrackingClient(server.uri)
-    server.stop()
 
 
 def test_exports_from_mlflow2_carry_nothing_and_succeed(mlflow2: TrackingClient, tmp_path: Path,

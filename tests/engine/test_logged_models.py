@@ -7,8 +7,6 @@ the REST API, with every run id read as the source run it stands for.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,6 @@ from tests.engine.peer_tools import peer
 from tests.engine.registry_seed import seed_logged_model_version
 
 OURS = ("ferry.source.model_id", "ferry.import.complete")
-MLFLOW2_PYTHON = Path(__file__).resolve().parents[2] / ".peers" / "mlflow2" / "bin" / "python"
 
 
 def cli(command, uri: str, *args: str):  # type: ignore[no-untyped-def]
@@ -238,18 +235,6 @@ def test_a_version_of_a_logged_model_and_the_experiment_s_models_share_one_copy(
     dst_exp = dst_client.get_experiment_by_name(src_client.get_experiment(src_exp)["name"])["experiment_id"]
     [version] = Registry(dst_client).versions(name)
     assert version["source"] == f"models:/{imported_model_ids(dst_client, dst_exp)[src_id]}"
-
-
-@pytest.fixture(scope="module")
-def mlflow2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingClient]:
-    if not MLFLOW2_PYTHON.exists():
-        reason = f"MLflow 2.22 is not installed in {MLFLOW2_PYTHON.parents[1]} (run hack/install-mlflow2.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow2"), python=str(MLFLOW2_PYTHON)).start()
-    yield TrackingClient(server.uri)
-    server.stop()
 
 
 def test_mlflow2_has_none_to_export_and_cannot_take_any(mlflow_src: MlflowServer, src_client: TrackingClient,
