@@ -44,10 +44,21 @@ class Selection(WireModel):
     model_versions: list[ModelVersionRef] = Field(
         default_factory=list, description="Single model versions, each with its run."
     )
+    prompts: list[str] = Field(
+        default_factory=list,
+        description="MLflow 3 prompts by name, each with every version, its tags and aliases; '*' (or 'all') "
+        "means every prompt. Written under prompts/.",
+    )
+    evaluation_datasets: list[str] = Field(
+        default_factory=list,
+        description="MLflow 3 evaluation datasets by name, each with every record; '*' (or 'all') means every "
+        "dataset. Written under evaluation_datasets/.",
+    )
 
     @property
     def empty(self) -> bool:
-        return not (self.experiments or self.run_ids or self.models or self.model_versions)
+        return not (self.experiments or self.run_ids or self.models or self.model_versions or self.prompts
+                    or self.evaluation_datasets)
 
 
 class ExportOptions(WireModel):
@@ -82,6 +93,20 @@ class ExportOptions(WireModel):
         default=True,
         description="Experiments and single runs: export the runs' artifacts; off exports run metadata only (no "
         "command has this flag).",
+    )
+    include_logged_models: bool = Field(
+        default=True,
+        description="Experiments: also export their MLflow 3 logged models, registered or not, with their files "
+        "(under <experiment>/logged_models/).",
+    )
+    include_traces: bool = Field(
+        default=True,
+        description="Experiments: also export their traces with spans and assessments (under <experiment>/traces/).",
+    )
+    traces_since: str | None = Field(
+        default=None,
+        description="Experiments: only traces whose request started at or after this time (ISO 8601 or epoch "
+        "milliseconds). Unset: every trace.",
     )
 
 

@@ -58,3 +58,29 @@ def test_check_nested_runs_exports_the_runs_under_a_selected_run(seeded: Seeded,
     assert nested.phase == "Succeeded", nested.failed
     exported = {p.name for p in (tmp_path / "nested" / "runs").iterdir()}
     assert exported >= {seeded.parent, *children} and nested.counts.runs == len(exported)
+
+
+def test_a_resource_export_carries_prompts_and_evaluation_datasets(mlflow_src: MlflowServer, mlflow_dst: MlflowServer,
+                                                                   src_client: TrackingClient,
+                                                                   dst_client: TrackingClient, tmp_path: Path,
+                                                                   unique: str) -> None:
+    """``spec.objects.prompts`` / ``evaluationDatasets`` of an MlflowExport, and an MlflowImport of that export."""
+    from ferry.tracking.datasets import Datasets
+    from tests.engine.evaluation_dataset_seed import dataset_view, seed_dataset
+    from tests.engine.prompt_seed import prompt_view, seed_prompts
+
+    prompts = seed_prompts(mlflow_src.uri, f"svc-{unique}-")
+    dataset = seed_dataset(mlflow_src.uri, f"svc-ds-{unique}", [f"svc-ds-exp-{unique}"])
+    selection = Selection(prompts=[prompts.text, prompts.chat], evaluation_datasets=[dataset.name])
+    out = export_objects(mlflow_src.uri, tmp_path, selection, ExportOptions())
+    assert out.phase == "Succeeded", out.failed
+    assert (out.counts.prompts, out.counts.prompt_versions, out.counts.evaluation_datasets) == (2, 13, 1)
+    done = import_objects(mlflow_dst.uri, tmp_path, ImportOptions())
+    assert done.phase == "Succeeded", done.failed
+    assert (done.counts.prompts, done.counts.evaluation_datasets) == (2, 1)
+    for name in (prompts.text, prompts.chat):
+        assert prompt_view(mlflow_dst.uri, name) == prompt_view(mlflow_src.uri, name)
+    (copy,) = Datasets(dst_client).find_by_name(dataset.name)
+    assert dataset_view(dst_client, copy["dataset_id"]) == dataset_view(src_client, dataset.dataset_id)
+    again = import_objects(mlflow_dst.uri, tmp_path, ImportOptions())
+    assert again.phase == "Succeeded" and again.counts.prompt_versions == 0

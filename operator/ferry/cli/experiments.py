@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ferry.cli.common import one_line_errors
 from ferry.cli.options import (
@@ -23,6 +24,14 @@ from ferry.progress import Tracker, terminal_sink
 from ferry.tracking import TrackingClient
 
 NOTEBOOK_FORMATS_HELP = "Databricks notebook formats. Values are SOURCE, HTML, JUPYTER or DBC (comma separated)."
+def mlflow3_objects(fn: Any) -> Any:
+    """The flags of an experiment's MLflow 3 objects (the resources' includeLoggedModels, includeTraces, tracesSince)."""
+    fn = text("--traces-since", "Only export traces whose request started at or after this UTC time "
+                                "(YYYY-MM-DD[ HH:MM:SS] or epoch ms).")(fn)
+    fn = boolean("--include-traces", "Export the experiments' traces.", default=True)(fn)
+    return boolean("--include-logged-models", "Export the experiments' MLflow 3 logged models.", default=True)(fn)
+
+
 RUN_START_TIME_HELP = ("Only export runs started after this UTC time (inclusive). "
                        "Format: YYYY-MM-DD or YYYY-MM-DD HH:MM:SS.")
 
@@ -37,17 +46,21 @@ RUN_START_TIME_HELP = ("Only export runs started after this UTC time (inclusive)
 @boolean("--check-nested-runs", "Check if run in the 'run-ids' option is a parent of nested runs and export "
                                 "all the nested runs.")
 @text("--notebook-formats", NOTEBOOK_FORMATS_HELP, default="")
+@mlflow3_objects
 @workers_and_quiet
 @one_line_errors
 def export_experiment(experiment: str, output_dir: str, run_ids: str | None, export_permissions: bool,
                       run_start_time: str | None, export_deleted_runs: bool, check_nested_runs: bool,
-                      notebook_formats: str, workers: int, quiet: bool) -> None:
+                      notebook_formats: str, include_logged_models: bool, include_traces: bool,
+                      traces_since: str | None, workers: int, quiet: bool) -> None:
     warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
     exp_engine.parse_run_start_time(run_start_time)
     client = TrackingClient(tracking_uri())
     done = exp_engine.export_experiment(
         client, experiment, Path(output_dir), run_ids=split_list(run_ids) or None, run_start_time=run_start_time,
         export_deleted_runs=export_deleted_runs, check_nested_runs=check_nested_runs, workers=workers,
+        include_logged_models=include_logged_models, include_traces=include_traces,
+        traces_since=exp_engine.parse_run_start_time(traces_since),
         tracker=Tracker(terminal_sink("export-experiment", quiet=quiet)))
     report(done.outcome(f"Exported experiment '{done.name}': {len(done.ok_runs)} runs "
                         f"({done.skipped_runs} already there), {len(done.failed)} failed, to {output_dir}"))
@@ -85,10 +98,12 @@ def import_experiment(experiment_name: str, input_dir: str, import_permissions: 
 @boolean("--export-deleted-runs", "Export deleted runs.")
 @text("--notebook-formats", NOTEBOOK_FORMATS_HELP, default="")
 @boolean("--use-threads", "Process in parallel using threads (see --workers).")
+@mlflow3_objects
 @workers_and_quiet
 @one_line_errors
 def export_experiments(experiments: str, output_dir: str, export_permissions: bool, run_start_time: str | None,
-                       export_deleted_runs: bool, notebook_formats: str, use_threads: bool, workers: int,
+                       export_deleted_runs: bool, notebook_formats: str, use_threads: bool,
+                       include_logged_models: bool, include_traces: bool, traces_since: str | None, workers: int,
                        quiet: bool) -> None:
     warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
     exp_engine.parse_run_start_time(run_start_time)
@@ -97,7 +112,9 @@ def export_experiments(experiments: str, output_dir: str, export_permissions: bo
         client, experiments, Path(output_dir), run_start_time=run_start_time, export_deleted_runs=export_deleted_runs,
         workers=workers, tracker=Tracker(terminal_sink("export-experiments", quiet=quiet)),
         options={"experiments": experiments, "output_dir": output_dir, "run_start_time": run_start_time,
-                 "export_deleted_runs": export_deleted_runs, "use_threads": use_threads})
+                 "export_deleted_runs": export_deleted_runs, "use_threads": use_threads},
+        include_logged_models=include_logged_models, include_traces=include_traces,
+        traces_since=exp_engine.parse_run_start_time(traces_since))
     counts = bulk.counts
     report(bulk.outcome(f"Exported {counts.experiments} experiments, {counts.runs} runs, to {output_dir}",
                         path=output_dir))

@@ -97,15 +97,16 @@ def _schedule_errors(spec: ScheduleSpec, schedule: str | None) -> Iterator[str]:
 
 
 def _export_errors(spec: MlflowExportSpec) -> Iterator[str]:
-    objects = spec.objects
-    if not (objects.experiments or objects.run_ids or objects.models or objects.model_versions):
-        yield "spec.objects: names nothing to export; list experiments, runIds, models or modelVersions"
+    if spec.objects.empty:
+        yield ("spec.objects: names nothing to export; list experiments, runIds, models, modelVersions, prompts "
+               "or evaluationDatasets")
     options = spec.options
     if options is not None:
         if options.stages and options.versions:
             yield "spec.options: stages and versions exclude each other; set one"
-        if options.run_start_time is not None and not _is_time(options.run_start_time):
-            yield f"spec.options.runStartTime: '{options.run_start_time}' is not an ISO 8601 time or epoch ms"
+        for field, value in (("runStartTime", options.run_start_time), ("tracesSince", options.traces_since)):
+            if value is not None and not _is_time(value):
+                yield f"spec.options.{field}: '{value}' is not an ISO 8601 time or epoch ms"
     yield from _path_errors("spec.destination.pvc", spec.destination.pvc)
     yield from _schedule_errors(spec, spec.schedule)
     if spec.schedule is None:

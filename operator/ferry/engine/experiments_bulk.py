@@ -70,7 +70,8 @@ def resolve_experiments(client: TrackingClient, spec: str | Sequence[str]) -> li
 def export_experiments(client: TrackingClient, experiments: str | Sequence[str], out_dir: Path, *,
                        run_start_time: str | int | None = None, export_deleted_runs: bool = False,
                        include_artifacts: bool = True, workers: int = 4, tracker: Tracker | None = None,
-                       options: Mapping[str, Any] | None = None) -> BulkExport:
+                       options: Mapping[str, Any] | None = None, include_logged_models: bool = True,
+                       include_traces: bool = True, traces_since: int | None = None) -> BulkExport:
     """Export experiments into ``<out_dir>/<experiment_id>/`` plus ``experiments.json``."""
     started = time.monotonic()
     result = BulkExport()
@@ -80,7 +81,8 @@ def export_experiments(client: TrackingClient, experiments: str | Sequence[str],
             result.experiments.append(export_experiment(
                 client, exp_id, out_dir / exp_id, run_start_time=run_start_time,
                 export_deleted_runs=export_deleted_runs, include_artifacts=include_artifacts,
-                workers=workers, tracker=tracker))
+                workers=workers, tracker=tracker, include_logged_models=include_logged_models,
+                include_traces=include_traces, traces_since=traces_since))
         except FerryError as err:
             result.failed.append(f"experiment {exp.get('name', exp_id)}: {err.message}")
     ok = sum(len(e.ok_runs) for e in result.experiments)

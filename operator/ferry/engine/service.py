@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ferry.engine import experiments, experiments_bulk, models_bulk
+from ferry.engine import evaluation_datasets, experiments, experiments_bulk, models_bulk, prompts
 from ferry.engine import runs as run_engine
+from ferry.engine.files import read_export_file
 from ferry.errors import FerryError, InputError
 from ferry.options import ALL, ExportOptions, ImportOptions, ImportTarget, Renames, Selection
 from ferry.outcome import Counts, Outcome
@@ -19,6 +20,8 @@ from ferry.progress import ProgressSink, Tracker
 from ferry.tracking import TrackingClient
 
 RUNS_DIR = "runs"  # single runs of a selection: <out>/runs/<run_id>/
+PROMPTS_DIR = "prompts"  # where mlflow-export-import's export-all puts them too
+DATASETS_DIR = "evaluation_datasets"
 
 
 def export_objects(uri: str, out_dir: Path, selection: Selection, options: ExportOptions, *, workers: int = 4,
@@ -36,7 +39,9 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
         parts.append(experiments_bulk.export_experiments(
             client, spec, out_dir, run_start_time=options.run_start_time,
             export_deleted_runs=options.export_deleted_runs, include_artifacts=options.include_artifacts,
-            workers=workers, tracker=tracker, options=options.model_dump()).outcome())
+            workers=workers, tracker=tracker, options=options.model_dump(),
+            include_logged_models=options.include_logged_models, include_traces=options.include_traces,
+            traces_since=experiments.parse_run_start_time(options.traces_since)).outcome())
     run_ids = with_descendants(client, selection.run_ids) if options.check_nested_runs else selection.run_ids
     for run_id in run_ids:
         tracker.add_total()
@@ -51,7 +56,18 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
     if selection.models or selection.model_versions:
         parts.append(models_bulk.export_selection(client, out_dir, selection, options, workers=workers,
                                                   tracker=tracker))
+    if selection.prompts:
+        parts.append(prompts.export_prompts(client, _names(selection.prompts), out_dir / PROMPTS_DIR,
+                                            workers=workers))
+    if selection.evaluation_datasets:
+        parts.append(evaluation_datasets.export_evaluation_datasets(
+            client, out_dir / DATASETS_DIR, _names(selection.evaluation_datasets), workers=workers))
     return Outcome.combine(parts, path=str(out_dir))
+
+
+def _names(names: list[str]) -> str | list[str]:
+    """``"all"`` for a selection of everything ('*' or 'all'), else the names."""
+    return "all" if any(n in ALL for n in names) else names
 
 
 def with_descendants(client: TrackingClient, run_ids: list[str]) -> list[str]:
@@ -72,7 +88,8 @@ def with_descendants(client: TrackingClient, run_ids: list[str]) -> list[str]:
 
 def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: ImportTarget | None = None, *,
                    workers: int = 4, on_progress: ProgressSink | None = None) -> Outcome:
-    """Import whatever `in_dir` holds (bulk experiments, one experiment, one run, runs/, models) into `uri`.
+    """Import whatever `in_dir` holds (experiments with their logged models and traces, runs, models,
+    prompts, evaluation datasets) into `uri`.
 
     `target` names the destination objects; unset, they keep their source names.
     """
@@ -110,6 +127,13 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
         found = True
         parts.append(models_bulk.import_directory(client, in_dir, options, target, workers=workers,
                                                   tracker=tracker))
+    if (in_dir / PROMPTS_DIR).is_dir():
+        found = True
+        parts.append(prompts.import_prompts(client, in_dir / PROMPTS_DIR, workers=workers))
+    if (in_dir / DATASETS_DIR).is_dir():
+        found = True
+        parts.append(evaluation_datasets.import_evaluation_datasets(client, in_dir / DATASETS_DIR,
+                                                                    experiment_names=_experiment_names(in_dir)))
     if not found:
         raise InputError(f"{in_dir} is not an export: no experiments.json, experiment.json, run.json or model files")
     return Outcome.combine(parts, path=str(in_dir))
@@ -135,6 +159,15 @@ def _import_runs(client: TrackingClient, run_dirs: list[Path], experiment_name: 
             tracker.fail()
     experiments.finish_links(client, imported)
     return Outcome.of(Counts(runs=len(imported)), failed)
+
+
+def _experiment_names(in_dir: Path) -> dict[str, str] | None:
+    """Source experiment id → name, from the export's experiments.json (datasets link to experiments)."""
+    if not (in_dir / experiments_bulk.EXPERIMENTS_JSON).is_file():
+        return None
+    index = read_export_file(in_dir / experiments_bulk.EXPERIMENTS_JSON, "an export of experiments")
+    return {str(e["id"]): str(e["name"]) for e in (index.get("mlflow") or {}).get("experiments") or []
+            if "id" in e and "name" in e}
 
 
 def _run_dirs(in_dir: Path) -> list[Path]:
