@@ -133,7 +133,8 @@ def test_mlflow2_server_answers_the_rest_api(mlflow2_src: MlflowServer) -> None:
     assert version.ok and version.text.startswith("2.22."), version.text
     search = requests.post(f"{mlflow2_src.uri}/api/2.0/mlflow/experiments/search", json={"max_results": 10},
                            timeout=30)
-    assert search.ok and [e["name"] for e in search.json()["experiments"]] == ["Default"], search.text
+    # The server is shared by the session: other tests may have added experiments.
+    assert search.ok and "Default" in [e["name"] for e in search.json()["experiments"]], search.text
 
 
 def listening_ports(pid: int) -> set[int]:
