@@ -16,8 +16,11 @@ debs=()
 [[ -x /usr/bin/time ]] || debs+=(time)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || debs+=(prometheus)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || debs+=(postgresql)
+# Tests start these servers themselves, on 127.0.0.1; the packages' recommended extras (Prometheus'
+# node exporter) are not needed.
 if (( ${#debs[@]} )); then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${debs[@]}" >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"
