@@ -185,6 +185,8 @@ def test_rerun_export_skips_finished_runs(seeded: Seeded, mlflow_src: MlflowServ
      "Error: Invalid value for '--export-deleted-runs': 'maybe' is not a valid boolean."),
     ("export-experiment", ["--experiment", "x", "--output-dir", "{tmp}/o", "--run-start-time", "yesterday"],
      "Error: --run-start-time 'yesterday' is not YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"),
+    ("export-experiment", ["--experiment", "x", "--output-dir", "{tmp}/o", "--traces-since", "soon"],
+     "Error: --traces-since 'soon' is not YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"),
 ])
 def test_bad_input_is_one_line_and_an_exit_code(command: str, args: list[str], message: str,
                                                 mlflow_src: MlflowServer, tmp_path: Path) -> None:

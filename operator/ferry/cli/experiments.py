@@ -55,12 +55,13 @@ def export_experiment(experiment: str, output_dir: str, run_ids: str | None, exp
                       traces_since: str | None, workers: int, quiet: bool) -> None:
     warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
     exp_engine.parse_run_start_time(run_start_time)
+    since = exp_engine.parse_run_start_time(traces_since, "--traces-since")
     client = TrackingClient(tracking_uri())
     done = exp_engine.export_experiment(
         client, experiment, Path(output_dir), run_ids=split_list(run_ids) or None, run_start_time=run_start_time,
         export_deleted_runs=export_deleted_runs, check_nested_runs=check_nested_runs, workers=workers,
         include_logged_models=include_logged_models, include_traces=include_traces,
-        traces_since=exp_engine.parse_run_start_time(traces_since),
+        traces_since=since,
         tracker=Tracker(terminal_sink("export-experiment", quiet=quiet)))
     report(done.outcome(f"Exported experiment '{done.name}': {len(done.ok_runs)} runs "
                         f"({done.skipped_runs} already there), {len(done.failed)} failed, to {output_dir}"))
@@ -107,6 +108,7 @@ def export_experiments(experiments: str, output_dir: str, export_permissions: bo
                        quiet: bool) -> None:
     warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
     exp_engine.parse_run_start_time(run_start_time)
+    since = exp_engine.parse_run_start_time(traces_since, "--traces-since")
     client = TrackingClient(tracking_uri())
     bulk = experiments_bulk.export_experiments(
         client, experiments, Path(output_dir), run_start_time=run_start_time, export_deleted_runs=export_deleted_runs,
@@ -114,7 +116,7 @@ def export_experiments(experiments: str, output_dir: str, export_permissions: bo
         options={"experiments": experiments, "output_dir": output_dir, "run_start_time": run_start_time,
                  "export_deleted_runs": export_deleted_runs, "use_threads": use_threads},
         include_logged_models=include_logged_models, include_traces=include_traces,
-        traces_since=exp_engine.parse_run_start_time(traces_since))
+        traces_since=since)
     counts = bulk.counts
     report(bulk.outcome(f"Exported {counts.experiments} experiments, {counts.runs} runs, to {output_dir}",
                         path=output_dir))

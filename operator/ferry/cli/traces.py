@@ -11,7 +11,6 @@ from ferry.cli.common import one_line_errors
 from ferry.cli.options import command, directory, report, text, tracking_uri
 from ferry.engine import traces as engine
 from ferry.engine.experiments import parse_run_start_time
-from ferry.errors import UsageError
 from ferry.progress import terminal_sink
 from ferry.tracking import TrackingClient
 
@@ -19,11 +18,7 @@ quiet = click.option("--quiet", is_flag=True, default=False, help="No progress b
 
 
 def _since(value: str | None) -> int | None:
-    try:
-        return parse_run_start_time(value)
-    except UsageError:
-        raise UsageError(f"--traces-since '{value}' is not YYYY-MM-DD, YYYY-MM-DD HH:MM:SS "
-                         "or milliseconds since the epoch") from None
+    return parse_run_start_time(value, "--traces-since")
 
 
 @command("Export a trace to a directory.")

@@ -70,8 +70,11 @@ class ExperimentImport:
 # -- export ----------------------------------------------------------------------------------------
 
 
-def parse_run_start_time(value: str | int | None) -> int | None:
-    """``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM:SS`` (UTC), or epoch milliseconds, as milliseconds."""
+def parse_run_start_time(value: str | int | None, flag: str = "--run-start-time") -> int | None:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM:SS`` (UTC), or epoch milliseconds, as milliseconds.
+
+    `flag` names the option in the one-line error (the same format serves ``--traces-since``).
+    """
     if value is None or value == "":
         return None
     if isinstance(value, int) or str(value).isdigit():
@@ -79,7 +82,7 @@ def parse_run_start_time(value: str | int | None) -> int | None:
     try:
         dt = datetime.fromisoformat(str(value))
     except ValueError:
-        raise UsageError(f"--run-start-time '{value}' is not YYYY-MM-DD or YYYY-MM-DD HH:MM:SS") from None
+        raise UsageError(f"{flag} '{value}' is not YYYY-MM-DD or YYYY-MM-DD HH:MM:SS") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)

@@ -41,7 +41,7 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
             export_deleted_runs=options.export_deleted_runs, include_artifacts=options.include_artifacts,
             workers=workers, tracker=tracker, options=options.model_dump(),
             include_logged_models=options.include_logged_models, include_traces=options.include_traces,
-            traces_since=experiments.parse_run_start_time(options.traces_since)).outcome())
+            traces_since=experiments.parse_run_start_time(options.traces_since, "spec.options.tracesSince")).outcome())
     run_ids = with_descendants(client, selection.run_ids) if options.check_nested_runs else selection.run_ids
     for run_id in run_ids:
         tracker.add_total()
