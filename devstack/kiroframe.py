@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from devstack.procs import free_port
+from devstack.procs import free_port, serve_until_interrupted
 
 IMPORT_PATH = "/arcee/v2/import"
 CONTROL_PREFIX = "/_standin/"
@@ -311,11 +311,7 @@ def main() -> None:
     args = parser.parse_args()
     standin = KiroframeStandIn(token=args.token, port=args.port or free_port()).start()
     print(standin.url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        standin.stop()
+    serve_until_interrupted(standin.stop)
 
 
 if __name__ == "__main__":

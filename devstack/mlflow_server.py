@@ -18,13 +18,12 @@ import os
 import secrets
 import shutil
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
-from devstack.procs import free_port, spawn, stop_pid, wait_until
+from devstack.procs import free_port, serve_until_interrupted, spawn, stop_pid, wait_until
 
 
 @dataclass(frozen=True)
@@ -196,11 +195,7 @@ def main() -> None:
         server.port = args.port
     server.start()
     print(server.uri, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(server.stop)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.procs import free_port, spawn, stop_pid, wait_until
+from devstack.procs import free_port, serve_until_interrupted, spawn, stop_pid, wait_until
 
 RUN_AS = "postgres"
 
@@ -184,11 +183,7 @@ def main() -> None:
     print(cluster.uri(), flush=True)
     for name in args.database:
         print(cluster.create_database(name), flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        cluster.stop()
+    serve_until_interrupted(cluster.stop)
 
 
 if __name__ == "__main__":

@@ -80,3 +80,12 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, proc: subpr
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
     state = f"exited with {proc.returncode}" if proc is not None and proc.poll() is not None else "timed out"
     raise RuntimeError(f"{what} did not come up ({state}); last log lines:\n{tail}")
+
+
+def serve_until_interrupted(stop: Callable[[], None]) -> None:
+    """Keep a server started from the shell running until Ctrl-C, then `stop` it."""
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stop()

@@ -18,14 +18,13 @@ import secrets
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from devstack.procs import free_port, spawn, stop_pid, wait_until
+from devstack.procs import free_port, serve_until_interrupted, spawn, stop_pid, wait_until
 
 REGION = "us-east-1"
 
@@ -154,11 +153,7 @@ def main() -> None:
         server.create_bucket(name)
     for key, value in server.env().items():
         print(f"export {key}={value}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(server.stop)
 
 
 if __name__ == "__main__":

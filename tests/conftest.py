@@ -7,6 +7,7 @@ using unique experiment and model names (see `unique`).
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,15 @@ def mlflow_dst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServe
     server = MlflowServer(root=tmp_path_factory.mktemp("mlflow-dst"), workers=MLFLOW_WORKERS).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def unanswering() -> Iterator[str]:
+    """A server that accepts connections and never answers: whatever talks to it hangs until stopped."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ is still active."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-
 import pytest
 from kubernetes.client.exceptions import ApiException
 
@@ -62,15 +59,6 @@ def test_deleted_while_the_operator_is_away(operator, res) -> None:
     for kind, name in objects:
         res.delete(kind, name)
     wait_for(lambda: all(gone(res, kind, name) for kind, name in objects), 15, "deletion without the operator")
-
-
-@pytest.fixture
-def unanswering() -> Iterator[str]:
-    """A tracking server that accepts connections and never answers: a Job against it stays active."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
 def test_forbid_skips_a_run_while_one_is_active(operator, res, unanswering) -> None:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,15 +41,6 @@ def journal_keys(folder: Path) -> set[str]:
 
 def exports(base: Path) -> list[Path]:
     return sorted(p for p in base.iterdir() if not p.name.startswith("."))
-
-
-@pytest.fixture
-def unanswering() -> Iterator[str]:
-    """A tracking server that accepts connections and never answers: an export against it hangs."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
 # -- 1. a wrong token ---------------------------------------------------------------------------
