@@ -15,8 +15,8 @@ import kubernetes
 from ferry.api import GROUP, VERSION, Kind
 
 # Connections kept open to the API server. Every thread that talks to it needs one of its own:
-# the client's default (5 per core) is below the operator's 16 handler threads, and each request
-# beyond the pool pays a new TCP and TLS handshake, which was most of the operator's CPU in a burst.
+# the client's default (5 per core) is below the operator's 48 handler threads plus its periodic
+# look, and each request beyond the pool pays a new TCP and TLS handshake.
 CONNECTION_POOL_SIZE = 64
 
 

@@ -113,7 +113,8 @@ class Controller:
 
     def on_pod(self, pod: dict[str, Any]) -> None:
         """A Job's pod changed: it started the engine, or it says why it cannot start."""
-        if not (pod_state([pod]).started or pod_state([pod]).stuck):
+        state = pod_state([pod])
+        if not (state.started or state.stuck):
             return  # nothing a user needs to hear (the Job's own events report the rest)
         job_name = (pod["metadata"].get("labels") or {}).get("job-name")
         job = self.kube.read_job(pod["metadata"]["namespace"], job_name) if job_name else None
