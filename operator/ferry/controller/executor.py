@@ -8,7 +8,6 @@ or the next watch event tries again; the decisions are level-based, so a retry d
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,7 +19,6 @@ from ferry.controller.kube import Kube
 from ferry.controller.metrics import Metrics
 from ferry.controller.resource import Resource
 
-log = logging.getLogger("ferry.controller")
 Poster = Callable[[dict[str, Any], str, str, str], None]  # (object reference, type, reason, message)
 
 
