@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from ferry.storage.location import PREFIX, S3Location
 from ferry.wire import WireModel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -75,6 +76,49 @@ class PvcLocation(ApiModel):
         pattern=RELATIVE_PATH,
         description="Directory inside the claim (relative, no '..'); empty means the claim's root.",
     )
+
+
+# The keys of an S3 credentials Secret: the names the AWS SDKs read from the environment.
+S3_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+S3_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+S3_SESSION_TOKEN = "AWS_SESSION_TOKEN"  # optional: only temporary credentials have one
+
+
+class S3CredentialsRef(ApiModel):
+    """A Secret holding the keys to a bucket, read by key (never the whole Secret)."""
+
+    name: Name = Field(
+        description=f"Name of the Secret in the resource's namespace. Keys: {S3_ACCESS_KEY_ID} and "
+        f"{S3_SECRET_ACCESS_KEY}, and {S3_SESSION_TOKEN} for temporary credentials (optional); the Job gets "
+        "these three keys as environment variables of the same names and nothing else of the Secret."
+    )
+
+
+class S3Storage(S3Location):
+    """A prefix in an S3 (or S3-compatible) bucket and the Secret with the keys to it."""
+
+    prefix: str = Field(
+        default="", max_length=1024, pattern=PREFIX,
+        description="Key prefix inside the bucket (no leading or trailing '/'); empty means the bucket's root. "
+        "A scheduled export writes each run under <prefix>/<name>-<scheduled time>.",
+    )
+    insecure_skip_tls_verify: bool = Field(
+        default=False, alias="insecureSkipTLSVerify",
+        description="Do not verify the endpoint's TLS certificate (a self-signed test endpoint). Prefer a CA "
+        "bundle (AWS_CA_BUNDLE in spec.job.env).",
+    )
+    credentials_secret: S3CredentialsRef | None = Field(
+        default=None,
+        description=f"Secret with the keys {S3_ACCESS_KEY_ID}, {S3_SECRET_ACCESS_KEY} and optionally "
+        f"{S3_SESSION_TOKEN}. They take precedence over variables of the same names in the tracking server's "
+        "credentialsSecret. Unset: the pod's own AWS credentials (e.g. a ServiceAccount with an IAM role).",
+    )
+
+    def location(self, sub_prefix: str = "") -> S3Location:
+        """The place alone, without the Secret (what a Job's engine is handed), `sub_prefix` below the prefix."""
+        place = S3Location(bucket=self.bucket, prefix=self.prefix, endpoint=self.endpoint, region=self.region,
+                           insecure_skip_tls_verify=self.insecure_skip_tls_verify)
+        return place.child(sub_prefix) if sub_prefix else place
 
 
 class Toleration(ApiModel):

@@ -9,6 +9,7 @@ from ferry.api.common import (
     ApiModel,
     JobSettings,
     PvcLocation,
+    S3Storage,
     ScheduleSpec,
     TrackingServer,
 )
@@ -17,12 +18,21 @@ from ferry.options import ExportOptions, Selection
 
 
 class ExportDestination(ApiModel):
-    """Where the export is written."""
+    """Where the export is written: exactly one of pvc and s3."""
 
-    pvc: PvcLocation = Field(
+    pvc: PvcLocation | None = Field(
+        default=None,
         description="Claim and directory to write to, mounted read-write. A scheduled export writes each run to "
-        "a new directory <subPath>/<name>-<scheduled time, e.g. 20240131T030000Z>."
+        "a new directory <subPath>/<name>-<scheduled time, e.g. 20240131T030000Z>.",
     )
+    s3: S3Storage | None = Field(
+        default=None,
+        description="Bucket and prefix to write to (no volume is mounted). A scheduled export writes each run "
+        "under a new prefix <prefix>/<name>-<scheduled time, e.g. 20240131T030000Z>.",
+    )
+
+
+ONE_DESTINATION = {"oneOf": [{"required": ["pvc"]}, {"required": ["s3"]}]}
 
 
 class MlflowExportSpec(ScheduleSpec):
@@ -31,7 +41,9 @@ class MlflowExportSpec(ScheduleSpec):
     source: TrackingServer = Field(description="The tracking server to export from.")
     objects: Selection = Field(description="What to export; at least one of its lists must name something.")
     options: ExportOptions | None = Field(default=None, description="How to export. Unset: every option's default.")
-    destination: ExportDestination = Field(description="Where to write the export.")
+    destination: ExportDestination = Field(
+        json_schema_extra=ONE_DESTINATION, description="Where to write the export: exactly one of pvc and s3."
+    )
     schedule: str | None = Field(
         default=None, min_length=1, max_length=128, description=CRON_DESCRIPTION + " Unset: export once."
     )
@@ -39,7 +51,8 @@ class MlflowExportSpec(ScheduleSpec):
         default=None,
         ge=1,
         description="Scheduled exports only: after each run that did not fail, keep the newest this many "
-        "<name>-<time> directories under destination.pvc.subPath and delete older ones. Unset: keep all.",
+        "<name>-<time> directories under destination.pvc.subPath (or prefixes under destination.s3.prefix) "
+        "and delete older ones. Unset: keep all.",
     )
     job: JobSettings | None = Field(
         default=None, description="How the Job is run. Unset fields take the operator's defaults."
@@ -51,9 +64,11 @@ class MlflowExportStatus(BaseStatus, ScheduleStatus):
 
     path: str | None = Field(
         default=None,
-        description="Directory of the latest export that did not fail, relative to the claim's root "
-        "(unset: the root itself); what an MlflowImport's exportRef reads.",
+        description="Where the latest export that did not fail is: its directory relative to the claim's root "
+        "(unset: the root itself), or s3://<bucket>/<prefix> in object storage; what an MlflowImport's "
+        "exportRef reads.",
     )
     claim_name: str | None = Field(
-        default=None, description="PersistentVolumeClaim that holds the latest export that did not fail."
+        default=None,
+        description="PersistentVolumeClaim that holds the latest export that did not fail (unset for s3).",
     )

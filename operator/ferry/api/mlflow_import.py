@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ferry.api.common import ApiModel, JobSettings, Name, PvcLocation, TrackingServer
+from ferry.api.common import ApiModel, JobSettings, Name, PvcLocation, S3Storage, TrackingServer
 from ferry.api.status import BaseStatus
 from ferry.options import ImportOptions, ImportTarget
 
 
 class ExportRef(ApiModel):
-    """A one-shot MlflowExport whose directory is imported."""
+    """A one-shot MlflowExport whose directory (or bucket prefix) is imported."""
 
     name: Name = Field(
         description="Name of an MlflowExport without schedule in the same namespace. The import waits until it "
-        "Succeeded or PartiallyFailed and reads its directory; it fails if the export fails, and fails "
+        "Succeeded or PartiallyFailed and reads where it wrote (a claim's directory, or a bucket prefix with "
+        "the export's endpoint and credentialsSecret); it fails if the export fails, and fails "
         "validation if the export is scheduled or still does not exist after a grace period (30 s by default)."
     )
 
 
 class ImportSource(ApiModel):
-    """Exactly one of exportRef and pvc."""
+    """Exactly one of exportRef, pvc and s3."""
 
     export_ref: ExportRef | None = Field(default=None, description="Import what an MlflowExport wrote.")
     pvc: PvcLocation | None = Field(
@@ -28,9 +29,14 @@ class ImportSource(ApiModel):
         description="Import a directory on a claim, mounted read-only: e.g. one run of a scheduled export, or "
         "an mlflow-export-import export.",
     )
+    s3: S3Storage | None = Field(
+        default=None,
+        description="Import an export in object storage: the bucket prefix that holds it (e.g. one run of a "
+        "scheduled export, <prefix>/<name>-<time>).",
+    )
 
 
-ONE_SOURCE = {"oneOf": [{"required": ["exportRef"]}, {"required": ["pvc"]}]}
+ONE_SOURCE = {"oneOf": [{"required": ["exportRef"]}, {"required": ["pvc"]}, {"required": ["s3"]}]}
 
 
 class MlflowImportSpec(ApiModel):
@@ -38,7 +44,8 @@ class MlflowImportSpec(ApiModel):
 
     destination: TrackingServer = Field(description="The tracking server to import into.")
     source: ImportSource = Field(
-        json_schema_extra=ONE_SOURCE, description="The export directory to import: exactly one of exportRef and pvc."
+        json_schema_extra=ONE_SOURCE,
+        description="The export to import: exactly one of exportRef, pvc and s3.",
     )
     target: ImportTarget | None = Field(
         default=None, description="Names in the destination. Unset: the source names."
@@ -53,5 +60,7 @@ class MlflowImportStatus(BaseStatus):
     """The state of the import; written by the operator."""
 
     source_path: str | None = Field(
-        default=None, description="Directory imported, relative to its claim's root (unset: the root itself)."
+        default=None,
+        description="What was imported: a directory relative to its claim's root (unset: the root itself), or "
+        "s3://<bucket>/<prefix>.",
     )
