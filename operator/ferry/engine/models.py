@@ -32,11 +32,12 @@ from ferry.engine.registry_format import (
     version_number,
     version_to_file,
 )
-from ferry.errors import FerryError, NotFoundError, UsageError
+from ferry.errors import FerryError, InputError, NotFoundError, UsageError
 from ferry.options import ExportOptions
 from ferry.outcome import Counts, Outcome
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking.client import TrackingClient
+from ferry.tracking.prompts import IS_PROMPT_TAG, is_prompt
 from ferry.tracking.registry import Registry
 
 MODEL_FILE = "model.json"
@@ -105,6 +106,8 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path, opti
     out = Path(output_dir)
     registry = Registry(client)
     model = registry.get_model(name)
+    if is_prompt(model):  # MLflow 3 keeps prompts as registered models; they travel by export-prompts
+        raise InputError(f"registered model '{name}' is a prompt ({IS_PROMPT_TAG}): export it with export-prompts")
     selected = select_versions(registry, name, options)
     tracker = tracker or Tracker(progress)
     tracker.add_total(len(selected))

@@ -21,6 +21,7 @@ from ferry.options import ExportOptions, ImportOptions, ImportTarget, Renames, S
 from ferry.outcome import Counts, Outcome
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking.client import TrackingClient
+from ferry.tracking.prompts import IS_PROMPT_TAG, is_prompt
 from ferry.tracking.registry import Registry
 
 EXPERIMENTS_DIR = "experiments"
@@ -30,14 +31,34 @@ MODELS_FILE = "models.json"
 
 
 def resolve_models(registry: Registry, names: str | Sequence[str]) -> list[str]:
-    """``all``, ``prefix*`` or explicit names (the peer's --models)."""
+    """``all``, ``prefix*`` or explicit names (the peer's --models), without the prompts among them."""
+    return choose_models(registry, names)[0]
+
+
+def choose_models(registry: Registry, names: str | Sequence[str]) -> tuple[list[str], list[str]]:
+    """(models, prompts) of ``all``, ``prefix*`` or explicit names.
+
+    MLflow 3 stores a prompt as a registered model tagged ``mlflow.prompt.is_prompt``; exported as
+    a model it would lose its templates' meaning, so prompts are never models here. ``all`` and
+    ``prefix*`` leave them out (export-prompts and export-all carry them); a prompt named
+    explicitly is returned apart, for the caller to list as skipped.
+    """
     if isinstance(names, str):
         names = [names]
-    if list(names) in (["all"], ["*"]):
-        return registry.model_names()
-    if len(names) == 1 and names[0].endswith("*"):
-        return [n for n in registry.model_names() if n.startswith(names[0][:-1])]
-    return list(names)
+    if list(names) in (["all"], ["*"]) or (len(names) == 1 and names[0].endswith("*")):
+        prefix = "" if names[0] in ("all", "*") else names[0][:-1]
+        return [str(m["name"]) for m in registry.client.search_registered_models()
+                if not is_prompt(m) and str(m["name"]).startswith(prefix)], []
+    models, prompts = [], []
+    for name in names:
+        found = registry.find_model(name)
+        (prompts if found is not None and is_prompt(found) else models).append(name)
+    return models, prompts
+
+
+def prompt_skipped(name: str, hint: str = "export it with export-prompts") -> str:
+    """The failure line of a prompt named where models are selected."""
+    return f"model '{name}': not carried: it is a prompt ({IS_PROMPT_TAG}), not a registered model; {hint}"
 
 
 class _Totals:
@@ -70,7 +91,9 @@ def export_models(client: TrackingClient, names: str | Sequence[str], output_dir
     registry = Registry(client)
     tracker = Tracker(progress)
     totals = _Totals()
-    models = resolve_models(registry, names)
+    models, prompts = choose_models(registry, names)
+    for name in prompts:
+        totals.parts.append(Outcome.of(Counts(), [prompt_skipped(name)]))
     runs_by_experiment: dict[str, list[str]] = {}
     for name in models:
         try:
@@ -162,7 +185,9 @@ def export_selection(client: TrackingClient, out_dir: Path, selection: Selection
     """Models under ``models/<name>/`` (self-contained, with their runs) and versions under
     ``model_versions/<name>/<version>/``."""
     totals = _Totals()
-    names = resolve_models(Registry(client), selection.models) if selection.models else []
+    names, prompts = choose_models(Registry(client), selection.models) if selection.models else ([], [])
+    for name in prompts:
+        totals.parts.append(Outcome.of(Counts(), [prompt_skipped(name, "select it in spec.objects.prompts")]))
     for name in names:
         try:
             totals.add(export_model(client, name, out_dir / MODELS_DIR / name, options, workers=workers,
