@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import re
-import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from ferry.engine.files import fmt_ts_millis, read_export_file, write_export_file
 from ferry.errors import InputError
+from ferry.storage import spool
 from ferry.tracking import ArtifactStore, JsonDict, TrackingClient, tags_of
 
 SOURCE_RUN_ID_TAG = "ferry.source.run_id"
@@ -59,7 +59,8 @@ class RunImport:
 
 
 def is_exported(run_dir: Path) -> bool:
-    return (run_dir / RUN_JSON).is_file()
+    """Finished here, or finished and moved to the export's destination (`ferry.storage.spool`)."""
+    return (run_dir / RUN_JSON).is_file() or spool.current().holds(run_dir)
 
 
 def export_run(client: TrackingClient, run: str | JsonDict, out_dir: Path, *,
@@ -86,6 +87,7 @@ def export_run(client: TrackingClient, run: str | JsonDict, out_dir: Path, *,
         histories[key] = list(client.get_metric_history(run_id, key))
     write_export_file(out_dir, RUN_JSON, script="export_run.py", tracking_uri=client.uri,
                       mlflow=run_document(run, histories), compact=True)
+    spool.current().finished(out_dir)  # complete: the export's destination may take it now
     return RunExport(run_id, out_dir, nbytes)
 
 
@@ -214,13 +216,13 @@ def import_run(client: TrackingClient, run_dir: Path, experiment_id: str, *, imp
     )
     datasets = (src.get("inputs") or {}).get("dataset_inputs") or []
     if datasets:
-        # MLflow checks, then inserts a dataset: two runs logging the same new dataset at once can
-        # both insert it and one fails on the unique constraint. One at a time per experiment.
-        with _dataset_lock(experiment_id):
-            client.log_inputs(dst_id, [{"dataset": d["dataset"], "tags": d.get("tags", [])} for d in datasets])
+        # Runs imported at once may log the same new dataset at once; `log_inputs` sends the
+        # request that lost that race again, so the workers need not take turns here.
+        client.log_inputs(dst_id, [{"dataset": d["dataset"], "tags": d.get("tags", [])} for d in datasets])
     artifacts = run_dir / "artifacts"
-    if artifacts.is_dir():
-        _upload_artifacts(client, dst["info"]["artifact_uri"], artifacts, dst_id if mlmodel_fix else None)
+    with spool.current().borrowed(run_dir):  # an export in a bucket: its artifacts arrive now
+        if artifacts.is_dir():
+            _upload_artifacts(client, dst["info"]["artifact_uri"], artifacts, dst_id if mlmodel_fix else None)
 
     status = str(info.get("status") or "FINISHED")
     end_time = info.get("end_time")
@@ -277,15 +279,6 @@ def _upload_artifacts(client: TrackingClient, artifact_uri: str, local: Path, ml
                 store.upload_bytes(fixed.encode("utf-8"), rel)
                 continue
         store.upload_file(path, rel)
-
-
-_DATASET_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-_DATASET_LOCKS_GUARD = threading.Lock()
-
-
-def _dataset_lock(experiment_id: str) -> threading.Lock:
-    with _DATASET_LOCKS_GUARD:
-        return _DATASET_LOCKS[experiment_id]
 
 
 def _source_deleted(info: Mapping[str, Any]) -> bool:

@@ -28,6 +28,15 @@ BULK_HISTORY_MAX_RUNS = 100       # get-history-bulk's cap on run_ids per reques
 BULK_HISTORY_MAX_POINTS = 25000   # get-history-bulk's cap on points per answer (all runs together)
 
 ViewType = str  # "ACTIVE_ONLY" | "DELETED_ONLY" | "ALL"
+# A log-inputs request that lost a race for a new dataset row is sent again. Each loss means some
+# other request committed that dataset, so only a request of many new datasets, each contended by
+# a different writer, can lose more than once.
+DATASET_CONFLICT_ATTEMPTS = 5
+# How MLflow reports a violated unique constraint (BAD_REQUEST, HTTP 400) on each database it supports.
+_UNIQUE_VIOLATIONS = ("duplicate key value violates unique constraint",  # PostgreSQL
+                      "unique constraint failed",  # SQLite
+                      "duplicate entry",  # MySQL
+                      "violation of unique key constraint", "cannot insert duplicate key")  # SQL Server
 
 
 class TrackingClient:
@@ -170,13 +179,29 @@ class TrackingClient:
         return calls
 
     def log_inputs(self, run_id: str, datasets: Sequence[JsonDict], models: Sequence[JsonDict] = ()) -> None:
-        """`datasets`: ``[{"dataset": {...}, "tags": [{"key", "value"}]}]`` as runs/get returns them."""
+        """`datasets`: ``[{"dataset": {...}, "tags": [{"key", "value"}]}]`` as runs/get returns them.
+
+        MLflow looks a dataset up, then inserts it if missing, in one transaction: two requests
+        that first use the same dataset at once both insert it, and on a database with real
+        concurrent writers (PostgreSQL, MySQL) the later commit fails on the dataset's unique
+        constraint (HTTP 400). Nothing of that request was written, and the winner's row is
+        committed by then, so the request is sent again and this time finds the dataset.
+        """
         for start in range(0, max(len(datasets), 1), 1000):
             body: JsonDict = {"run_id": run_id, "datasets": list(datasets[start:start + 1000])}
             if models and start == 0:
                 body["models"] = list(models)
             if body["datasets"] or models:
+                self._log_inputs_once(run_id, body)
+
+    def _log_inputs_once(self, run_id: str, body: JsonDict) -> None:
+        for attempt in range(1, DATASET_CONFLICT_ATTEMPTS + 1):
+            try:
                 self.call("POST", "runs/log-inputs", json=body, what=f"run '{run_id}'")
+                return
+            except ApiError as err:
+                if attempt == DATASET_CONFLICT_ATTEMPTS or not is_unique_conflict(err):
+                    raise
 
     # -- metric history --------------------------------------------------------------------------
 
@@ -293,3 +318,8 @@ def tags_of(obj: Mapping[str, Any]) -> dict[str, str]:
     """``{"key": ..., "value": ...}`` lists (as the REST API returns them) as a dict."""
     items: Iterable[Mapping[str, Any]] = obj.get("tags", []) or []
     return {t["key"]: t.get("value", "") for t in items}
+
+
+def is_unique_conflict(err: ApiError) -> bool:
+    """The server refused a write because a row it inserts was inserted by a concurrent request."""
+    return err.status == 400 and any(words in err.message.lower() for words in _UNIQUE_VIOLATIONS)
