@@ -64,7 +64,40 @@ CASES = {
     ),
     "both import sources": (
         changed(MLFLOW_IMPORT, "source.pvc", {"claimName": "c"}),
-        "spec.source: set exactly one of exportRef and pvc",
+        "spec.source: set exactly one of exportRef, pvc and s3",
+    ),
+    "import sources exportRef and s3": (
+        changed(MLFLOW_IMPORT, "source.s3", {"bucket": "backups"}),
+        "spec.source: set exactly one of exportRef, pvc and s3",
+    ),
+    "both export destinations": (
+        changed(MLFLOW_EXPORT, "destination.s3", {"bucket": "backups"}),
+        "spec.destination: set exactly one of pvc and s3",
+    ),
+    "no export destination": (
+        changed(MLFLOW_EXPORT, "destination.pvc", None),
+        "spec.destination: set exactly one of pvc and s3",
+    ),
+    "bad bucket name": (
+        changed(MLFLOW_IMPORT, "source", {"s3": {"bucket": "Backups_2024"}}),
+        "spec.source.s3.bucket: String should match pattern",
+    ),
+    "prefix escapes": (
+        changed(MLFLOW_EXPORT, "destination", {"s3": {"bucket": "backups", "prefix": "a/../b"}}),
+        "spec.destination.s3.prefix: '..' is not allowed",
+    ),
+    "keys in the endpoint": (
+        changed(MLFLOW_EXPORT, "destination", {"s3": {"bucket": "backups", "endpoint": "https://ak:sk@s3.example"}}),
+        "spec.destination.s3.endpoint: credentials must not be part of the URL",
+    ),
+    "misspelt tls flag": (
+        changed(MLFLOW_EXPORT, "destination", {"s3": {"bucket": "backups", "insecureSkipTlsVerify": True}}),
+        "spec.destination.s3.insecureSkipTlsVerify: Extra inputs are not permitted",
+    ),
+    "bucket keys also in job env": (
+        (MLFLOW_EXPORT, {**EXPORT, "destination": {"s3": {"bucket": "backups", "credentialsSecret": {"name": "s3"}}},
+                         "job": {"env": [{"name": "AWS_ACCESS_KEY_ID", "value": "x"}]}}),
+        "spec.job.env: AWS_ACCESS_KEY_ID comes from spec.destination.s3.credentialsSecret",
     ),
     "no import source": (changed(MLFLOW_IMPORT, "source.exportRef", None), "spec.source: set exactly one"),
     "empty rename": (
@@ -109,6 +142,28 @@ def test_problems_are_collected_together() -> None:
 def test_good_specs_pass(kind) -> None:
     model, errors = validate(kind, BASE[kind])
     assert errors == [] and model is not None
+
+
+S3 = {"bucket": "ml-backups", "prefix": "nightly/eu", "endpoint": "https://minio.storage:9000", "region": "eu-west-1",
+      "credentialsSecret": {"name": "backup-s3"}, "insecureSkipTLSVerify": True}
+
+
+@pytest.mark.parametrize(("kind", "path"), [(MLFLOW_EXPORT, "destination"), (MLFLOW_IMPORT, "source")],
+                         ids=["export destination", "import source"])
+def test_s3_places_pass_with_every_field(kind, path) -> None:
+    model, errors = validate(kind, {**BASE[kind], path: {"s3": S3}})
+    assert errors == [] and model is not None
+    s3 = getattr(model, path).s3
+    assert (s3.bucket, s3.prefix, s3.endpoint, s3.region) == ("ml-backups", "nightly/eu", "https://minio.storage:9000",
+                                                              "eu-west-1")
+    assert s3.insecure_skip_tls_verify is True and s3.credentials_secret.name == "backup-s3"
+    assert s3.wire() == S3  # the names on the wire are the ones documented
+
+
+def test_keep_is_allowed_for_a_scheduled_s3_export() -> None:
+    spec = {**EXPORT, "destination": {"s3": {"bucket": "ml-backups"}}, "schedule": "0 3 * * *", "keep": 7}
+    model, errors = validate(MLFLOW_EXPORT, spec)
+    assert errors == [] and model is not None and model.keep == 7
 
 
 def test_messages_never_echo_a_password() -> None:

@@ -300,7 +300,7 @@ def test_import_of_a_scheduled_export_fails_validation() -> None:
                          spec={**EXPORT_SPEC, "schedule": "0 3 * * *"})  # fmt: skip
     actions = decide(restore(), Observed(export=scheduled), NOW, SETTINGS)
     assert the_patch(actions)["validationErrors"] == [
-        "spec.source.exportRef.name: MlflowExport 'backup' is scheduled; import one of its exports with source.pvc"
+        "spec.source.exportRef.name: MlflowExport 'backup' is scheduled; import one of its exports with source.pvc or source.s3"
     ]
     assert not [a for a in actions if isinstance(a, CreateJob)]
 

@@ -3,7 +3,8 @@
 Deterministic names make "nothing starts twice" a property of the API server (a second create is
 409 AlreadyExists), whatever the operator remembers after a restart. Secrets reach the container
 only as ``envFrom``/``secretKeyRef``; the spec travels as JSON in one env var and carries
-references only.
+references only. A bucket's keys are read key by key (``secretKeyRef``), so the Job gets those
+three variables of the Secret and nothing else from it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from ferry.api import API_VERSION, Kind
-from ferry.api.common import JobSettings, TrackingServer
+from ferry.api.common import (
+    S3_ACCESS_KEY_ID,
+    S3_SECRET_ACCESS_KEY,
+    S3_SESSION_TOKEN,
+    JobSettings,
+    S3Storage,
+    TrackingServer,
+)
 from ferry.api.job import DATA_DIR, ENV_VAR, KIROFRAME_TOKEN_ENV, SCRATCH_DIR, TERMINATION_LOG, JobPayload
 from ferry.api.kiroframe import KiroframeSyncSpec
 from ferry.api.mlflow_import import MlflowImportSpec
@@ -83,17 +91,19 @@ def build_job(
     settings: OperatorSettings,
     claim_name: str | None = None,
     claim_read_only: bool = False,
+    s3: S3Storage | None = None,
     annotations: dict[str, str] | None = None,
     **resolved: Any,
 ) -> dict[str, Any]:
     """The Job for one piece of work on `resource`, whose validated spec is `spec`.
 
     `resolved` are the `JobPayload` fields the operator worked out for this run (paths inside
-    the volume, the watermark, the scheduled time).
+    the volume, the watermark, the scheduled time). `s3` is the bucket location of this run
+    (instead of a claim): the payload gets the place, the environment the Secret's keys.
     """
     kind = resource.kind
-    payload = JobPayload(kind=kind.kind, name=resource.name, namespace=resource.namespace,
-                         spec=resource.spec, **resolved)  # fmt: skip
+    payload = JobPayload(kind=kind.kind, name=resource.name, namespace=resource.namespace, spec=resource.spec,
+                         storage=s3.location() if s3 is not None else None, **resolved)  # fmt: skip
     job: JobSettings = getattr(spec, "job", None) or JobSettings()
     lbls = labels(kind, resource.name)
     mounts = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
@@ -108,7 +118,7 @@ def build_job(
         "image": job.image or settings.job_image,
         "imagePullPolicy": job.image_pull_policy or settings.job_image_pull_policy,
         "command": ["ferry", "job"],
-        "env": _env(spec, payload, job),
+        "env": _env(spec, payload, job, s3),
         "resources": _resources(job, settings),
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -163,7 +173,7 @@ def _pick(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def _env(spec: BaseModel, payload: JobPayload, job: JobSettings) -> list[dict[str, Any]]:
+def _env(spec: BaseModel, payload: JobPayload, job: JobSettings, s3: S3Storage | None) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": ENV_VAR, "value": payload.model_dump_json(by_alias=True, exclude_none=True)},
         {"name": "HOME", "value": SCRATCH_DIR},
@@ -173,8 +183,22 @@ def _env(spec: BaseModel, payload: JobPayload, job: JobSettings) -> list[dict[st
     if isinstance(spec, KiroframeSyncSpec):
         token = spec.kiroframe.token_secret
         env.append({"name": KIROFRAME_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
+    if s3 is not None and s3.credentials_secret is not None:
+        env += s3_credentials_env(s3.credentials_secret.name)
     env += [var.wire() for var in job.env or []]
     return env
+
+
+def s3_credentials_env(secret: str) -> list[dict[str, Any]]:
+    """The bucket's keys from `secret`, each variable from the key of its own name; a session token is optional.
+
+    A missing Secret (or key) keeps the pod from starting, which the resource's status reports
+    with the kubelet's reason (``CreateContainerConfigError``) until startTimeoutSeconds.
+    """
+    def ref(key: str, **extra: Any) -> dict[str, Any]:
+        return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, **extra}}}
+
+    return [ref(S3_ACCESS_KEY_ID), ref(S3_SECRET_ACCESS_KEY), ref(S3_SESSION_TOKEN, optional=True)]
 
 
 def tracking_server(spec: BaseModel) -> TrackingServer:

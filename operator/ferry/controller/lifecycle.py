@@ -20,9 +20,9 @@ from ferry.controller import phases
 from ferry.controller.actions import Actions, CreateJob, Emit, PatchStatus
 from ferry.controller.convergence import converge
 from ferry.controller.cron import parse_time
-from ferry.controller.jobs import PATH_ANNOTATION, build_job, in_data, one_shot_job_name, start_timeout
+from ferry.controller.jobs import PATH_ANNOTATION, build_job, one_shot_job_name, start_timeout
 from ferry.controller.phases import transition
-from ferry.controller.references import ExportLocation, resolve_export
+from ferry.controller.references import ExportLocation, export_location, import_location, resolve_export
 from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
 from ferry.controller.validation import validate
@@ -85,20 +85,18 @@ def decide(resource: Resource, observed: Observed, now: datetime, settings: Oper
     if errors:
         return phases.fail_validation(resource, errors, now)
     if isinstance(spec, MlflowExportSpec):
-        sub_path = spec.destination.pvc.sub_path.strip("/")
-        return start(resource, spec, ExportLocation(spec.destination.pvc.claim_name, sub_path), now, settings,
-                     read_only=False, output_path=in_data(sub_path))  # fmt: skip
+        target = export_location(spec)
+        return start(resource, spec, target, now, settings, read_only=False, output_path=target.job_path)
     assert isinstance(spec, MlflowImportSpec)
-    if spec.source.pvc is not None:
-        where: ExportLocation | Actions = ExportLocation(spec.source.pvc.claim_name, spec.source.pvc.sub_path.strip("/"))
-    else:
+    where: ExportLocation | Actions | None = import_location(spec)
+    if where is None:
         assert spec.source.export_ref is not None
         where = resolve_export(resource, spec.source.export_ref.name, observed.export, now,
                                settings.export_ref_grace_seconds)
     if not isinstance(where, ExportLocation):
         return where
-    return start(resource, spec, where, now, settings, read_only=True, input_path=in_data(where.sub_path),
-                 status_fields={"source_path": where.sub_path})
+    return start(resource, spec, where, now, settings, read_only=True, input_path=where.job_path,
+                 status_fields={"source_path": where.path})
 
 
 def start(resource: Resource, spec: BaseModel, where: ExportLocation, now: datetime, settings: OperatorSettings,
@@ -106,7 +104,7 @@ def start(resource: Resource, spec: BaseModel, where: ExportLocation, now: datet
     """Create the one Job of a one-shot resource (its name is fixed by the uid) and say so in status."""
     job_name = one_shot_job_name(resource.name, resource.uid)
     job = build_job(resource, spec, job_name=job_name, settings=settings, claim_name=where.claim,
-                    claim_read_only=read_only, annotations={PATH_ANNOTATION: where.sub_path}, **paths)
+                    claim_read_only=read_only, s3=where.s3, annotations={PATH_ANNOTATION: where.path}, **paths)
     message = f"Job {job_name} created"
     status = transition(resource, Phase.PENDING, "JobCreated", message, now, job_name=job_name,
                         observed_generation=resource.generation, validation_errors=None, message=message,

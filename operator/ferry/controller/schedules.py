@@ -21,10 +21,10 @@ from ferry.controller.jobs import (
     PATH_ANNOTATION,
     SCHEDULED_ANNOTATION,
     build_job,
-    in_data,
     scheduled_job_name,
 )
 from ferry.controller.jobstate import job_state
+from ferry.controller.references import export_location
 from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
 from ferry.controller.validation import validate
@@ -94,14 +94,13 @@ def scheduled_job(resource: Resource, spec: Any, job_name: str, due: str, settin
     """The Job of the run due at `due`: an export writes a directory of its own, a sync gets the watermark."""
     annotations = {SCHEDULED_ANNOTATION: due}
     resolved: dict[str, Any] = {"scheduled_time": due}
-    claim = None
+    where = None
     if isinstance(spec, MlflowExportSpec):
         stamp = due.replace("-", "").replace(":", "")
-        sub_path = "/".join(p for p in (spec.destination.pvc.sub_path.strip("/"), f"{resource.name}-{stamp}") if p)
-        resolved.update(output_path=in_data(sub_path), keep=spec.keep)
-        claim = spec.destination.pvc.claim_name
-        annotations[PATH_ANNOTATION] = sub_path
+        where = export_location(spec, f"{resource.name}-{stamp}")  # a directory, or a prefix, of its own
+        resolved.update(output_path=where.job_path, keep=spec.keep)
+        annotations[PATH_ANNOTATION] = where.path
     elif spec.options is None or spec.options.incremental:
         resolved["watermark"] = resource.status.watermark
-    return build_job(resource, spec, job_name=job_name, settings=settings, claim_name=claim,
-                     annotations=annotations, **resolved)
+    return build_job(resource, spec, job_name=job_name, settings=settings, claim_name=where.claim if where else None,
+                     s3=where.s3 if where else None, annotations=annotations, **resolved)

@@ -16,7 +16,16 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from ferry.api import Kind
-from ferry.api.common import JobSettings, PvcLocation, ScheduleSpec, TrackingServer
+from ferry.api.common import (
+    S3_ACCESS_KEY_ID,
+    S3_SECRET_ACCESS_KEY,
+    S3_SESSION_TOKEN,
+    JobSettings,
+    PvcLocation,
+    S3Storage,
+    ScheduleSpec,
+    TrackingServer,
+)
 from ferry.api.export import MlflowExportSpec
 from ferry.api.job import ENV_VAR, KIROFRAME_TOKEN_ENV
 from ferry.api.kiroframe import KiroframeSyncSpec
@@ -25,6 +34,7 @@ from ferry.controller.cron import cron_error, zone_error
 
 QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 RESERVED_ENV = {ENV_VAR, KIROFRAME_TOKEN_ENV, "HOME", "TMPDIR"}
+S3_KEYS_ENV = (S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN)
 
 
 def validate(kind: Kind, spec: dict[str, Any]) -> tuple[BaseModel | None, list[str]]:
@@ -55,6 +65,7 @@ def _semantic_errors(spec: BaseModel) -> Iterator[str]:
     job = getattr(spec, "job", None)
     if job is not None:
         yield from _job_errors(job)
+        yield from _s3_env_errors(spec, job)
 
 
 def _server_errors(where: str, server: TrackingServer) -> Iterator[str]:
@@ -89,6 +100,36 @@ def _path_errors(where: str, pvc: PvcLocation) -> Iterator[str]:
         yield f"{where}.subPath: '..' is not allowed; the path must stay inside the claim"
 
 
+def _s3_errors(where: str, s3: S3Storage) -> Iterator[str]:
+    if ".." in s3.prefix.split("/"):
+        yield f"{where}.prefix: '..' is not allowed; the prefix names a place in the bucket"
+    if s3.endpoint is not None:
+        yield from _url_errors(f"{where}.endpoint", s3.endpoint)
+
+
+def _one_of(where: str, places: dict[str, object]) -> Iterator[str]:
+    """Exactly one of `places` (wire names) is set; the message names them all."""
+    if sum(place is not None for place in places.values()) != 1:
+        names = list(places)
+        yield f"{where}: set exactly one of {', '.join(names[:-1])} and {names[-1]}"
+
+
+def _s3_env_errors(spec: BaseModel, job: JobSettings) -> Iterator[str]:
+    """A bucket's Secret sets its three variables; spec.job.env setting them too would be ambiguous."""
+    for where, s3 in _buckets(spec):
+        if s3.credentials_secret is not None:
+            for var in job.env or []:
+                if var.name in S3_KEYS_ENV:
+                    yield f"spec.job.env: {var.name} comes from {where}.credentialsSecret"
+
+
+def _buckets(spec: BaseModel) -> Iterator[tuple[str, S3Storage]]:
+    if isinstance(spec, MlflowExportSpec) and spec.destination.s3 is not None:
+        yield "spec.destination.s3", spec.destination.s3
+    if isinstance(spec, MlflowImportSpec) and spec.source.s3 is not None:
+        yield "spec.source.s3", spec.source.s3
+
+
 def _schedule_errors(spec: ScheduleSpec, schedule: str | None) -> Iterator[str]:
     if schedule is not None and (problem := cron_error(schedule)):
         yield f"spec.schedule: {problem}"
@@ -107,7 +148,12 @@ def _export_errors(spec: MlflowExportSpec) -> Iterator[str]:
         for field, value in (("runStartTime", options.run_start_time), ("tracesSince", options.traces_since)):
             if value is not None and not _is_time(value):
                 yield f"spec.options.{field}: '{value}' is not an ISO 8601 time or epoch ms"
-    yield from _path_errors("spec.destination.pvc", spec.destination.pvc)
+    destination = spec.destination
+    yield from _one_of("spec.destination", {"pvc": destination.pvc, "s3": destination.s3})
+    if destination.pvc is not None:
+        yield from _path_errors("spec.destination.pvc", destination.pvc)
+    if destination.s3 is not None:
+        yield from _s3_errors("spec.destination.s3", destination.s3)
     yield from _schedule_errors(spec, spec.schedule)
     if spec.schedule is None:
         if spec.keep is not None:
@@ -128,10 +174,11 @@ def _is_time(value: str) -> bool:
 
 def _import_errors(spec: MlflowImportSpec) -> Iterator[str]:
     source = spec.source
-    if (source.export_ref is None) == (source.pvc is None):
-        yield "spec.source: set exactly one of exportRef and pvc"
+    yield from _one_of("spec.source", {"exportRef": source.export_ref, "pvc": source.pvc, "s3": source.s3})
     if source.pvc is not None:
         yield from _path_errors("spec.source.pvc", source.pvc)
+    if source.s3 is not None:
+        yield from _s3_errors("spec.source.s3", source.s3)
     renames = spec.target.renames if spec.target else None
     if renames is not None:
         for what, mapping in (("experiments", renames.experiments), ("models", renames.models)):
