@@ -6,6 +6,7 @@ using unique experiment and model names (see `unique`).
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import uuid
@@ -19,12 +20,17 @@ from devstack.mlflow_server import MlflowServer
 pytest_plugins = ["devstack.cluster.pytest_plugin", "devstack.production"]
 
 MLFLOW_WORKERS = int(os.environ.get("FERRY_TEST_MLFLOW_WORKERS", "1"))
+# Webhooks may point at a receiver on 127.0.0.1 (MLflow allows only public https URLs by default),
+# and every worker decrypts the stored signing secrets with the same key.
+WEBHOOK_ENV = {"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+               "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
 
 
 @pytest.fixture(scope="session")
 def mlflow_src(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """The source tracking server."""
-    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow-src"), workers=MLFLOW_WORKERS).start()
+    """The source tracking server; unlike the destination (and MLflow's default) it accepts custom scorer code."""
+    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow-src"), workers=MLFLOW_WORKERS,
+                          env={**WEBHOOK_ENV, "MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS": "true"}).start()
     yield server
     server.stop()
 
@@ -32,7 +38,8 @@ def mlflow_src(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServe
 @pytest.fixture(scope="session")
 def mlflow_dst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """The destination tracking server."""
-    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow-dst"), workers=MLFLOW_WORKERS).start()
+    server = MlflowServer(root=tmp_path_factory.mktemp("mlflow-dst"), workers=MLFLOW_WORKERS,
+                          env=WEBHOOK_ENV).start()
     yield server
     server.stop()
 

@@ -54,11 +54,17 @@ class Selection(WireModel):
         description="MLflow 3 evaluation datasets by name, each with every record; '*' (or 'all') means every "
         "dataset. Written under evaluation_datasets/.",
     )
+    webhooks: list[str] = Field(
+        default_factory=list,
+        description="Model registry webhooks (MLflow 3.3 and later) by name; '*' (or 'all') means every webhook. "
+        "Written under webhooks/; their signing secrets cannot be read from MLflow (an import takes them from "
+        "webhookSecrets).",
+    )
 
     @property
     def empty(self) -> bool:
         return not (self.experiments or self.run_ids or self.models or self.model_versions or self.prompts
-                    or self.evaluation_datasets)
+                    or self.evaluation_datasets or self.webhooks)
 
 
 class ExportOptions(WireModel):

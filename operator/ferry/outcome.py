@@ -70,6 +70,7 @@ class Counts(BaseModel):
     prompt_versions: int = Field(default=0, description="Prompt versions carried.")
     evaluation_datasets: int = Field(default=0, description="Evaluation datasets carried, with their records.")
     scorers: int = Field(default=0, description="Scorers registered on experiments carried.")
+    webhooks: int = Field(default=0, description="Model registry webhooks carried (MLflow 3.3 and later).")
     bytes: int = Field(default=0, description="Artifact bytes carried.")
 
     def __add__(self, other: Counts) -> Counts:
@@ -89,7 +90,7 @@ class Counts(BaseModel):
         return words
 
 
-MLFLOW3_KINDS = ("logged_models", "traces", "prompts", "prompt_versions", "evaluation_datasets", "scorers")
+MLFLOW3_KINDS = ("logged_models", "traces", "prompts", "prompt_versions", "evaluation_datasets", "scorers", "webhooks")
 
 
 class Outcome(BaseModel):

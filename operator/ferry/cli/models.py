@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import click
 
 from ferry.cli import registry_options as opts
 from ferry.engine import models as engine
+from ferry.engine import webhooks as hooks
 from ferry.engine import models_bulk
 from ferry.options import ExportOptions
+from ferry.outcome import Outcome
 
 
 @opts.command("Export a registered model, its versions and the versions' runs.")
@@ -66,20 +71,38 @@ def import_model(ctx: opts.Context, input_dir: str, model: str | None, experimen
 @click.option("--run-start-time", help="Only export runs started at or after this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--runs-until", help="Only export runs started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
+@click.option("--webhooks", help="Also export the registry's webhooks (MLflow 3.3 and later): 'all' or names "
+              "(comma separated), written under webhooks/ without their signing secrets. Default: none.")
 @opts.databricks_only("export_permissions", "notebook_formats")
 @opts.workers_and_quiet
 @opts.run_command
 def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str | None, export_latest_versions: bool,
                   export_all_runs: bool, export_version_model: bool, export_deleted_runs: bool,
-                  run_start_time: str | None, runs_until: str | None, use_threads: bool):
+                  run_start_time: str | None, runs_until: str | None, use_threads: bool, webhooks: str | None):
     if runs_until:
         raise opts.UsageError("--runs-until is not supported: use --run-start-time")
     options = ExportOptions(stages=engine.parse_stages(stages), export_latest_versions=export_latest_versions,
                             export_version_model=export_version_model, export_deleted_runs=export_deleted_runs,
                             run_start_time=run_start_time)
-    return models_bulk.export_models(ctx.client(), opts.names_argument(models), output_dir, options,
+    done = models_bulk.export_models(ctx.client(), opts.names_argument(models), output_dir, options,
                                      export_all_runs=export_all_runs, workers=ctx.workers,
                                      progress=ctx.progress("export-models"))
+    return with_webhooks(done, lambda: hooks.export_webhooks(ctx.client(), Path(output_dir) / hooks.WEBHOOKS_DIR,
+                                                             _webhook_names(webhooks)) if webhooks else None)
+
+
+def _webhook_names(value: str) -> str | list[str]:
+    return "all" if value.strip() in ("all", "*") else opts.split_list(value)
+
+
+def with_webhooks(done: Outcome, webhooks: Callable[[], Outcome | None]) -> Outcome:
+    """`done` and the outcome of `webhooks` (None: no webhooks to carry) as one, its message led as `done`'s."""
+    part = webhooks()
+    if part is None:
+        return done
+    total = Outcome.combine([done, part], path=done.path)
+    verb = done.message.split(":", 1)[0]
+    return total.model_copy(update={"message": f"{verb}: {total.message}"})
 
 
 @opts.command("Import registered models and their experiments written by export-models.")
@@ -91,14 +114,22 @@ def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str |
 @opts.flag("--use-src-user-id", "Set each run's user to the source run's user.")
 @opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
 @opts.flag("--verbose", "Accepted for compatibility.")
+@click.option("--webhook-secrets-file", type=click.Path(),
+              help="JSON or YAML mapping of webhook name to signing secret (or a directory of one file per "
+              "webhook) for the webhooks under webhooks/, which are exported without them. A webhook it does "
+              "not name is imported without a secret and reported; an empty value means it has none.")
 @opts.databricks_only("import_permissions")
 @opts.workers_and_quiet
 @opts.run_command
 def import_models(ctx: opts.Context, input_dir: str, delete_model: bool, experiment_rename_file: str | None,
                   model_rename_file: str | None, import_source_tags: bool, use_src_user_id: bool,
-                  use_threads: bool, verbose: bool):
-    return models_bulk.import_models(ctx.client(), input_dir, delete_model=delete_model,
+                  use_threads: bool, verbose: bool, webhook_secrets_file: str | None):
+    secrets = hooks.load_secrets(webhook_secrets_file) if webhook_secrets_file else None  # bad input first
+    done = models_bulk.import_models(ctx.client(), input_dir, delete_model=delete_model,
                                      experiment_renames=opts.rename_file(experiment_rename_file),
                                      model_renames=opts.rename_file(model_rename_file),
                                      import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
                                      workers=ctx.workers, progress=ctx.progress("import-models"))
+    webhooks_dir = Path(input_dir) / hooks.WEBHOOKS_DIR
+    return with_webhooks(done, lambda: hooks.import_webhooks(ctx.client(), webhooks_dir, secrets=secrets)
+                         if hooks.holds_webhooks(Path(input_dir)) else None)

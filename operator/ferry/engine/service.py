@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ferry.engine import evaluation_datasets, experiments, experiments_bulk, models_bulk, prompts
+from ferry.engine import evaluation_datasets, experiments, experiments_bulk, models_bulk, prompts, webhooks
 from ferry.engine import runs as run_engine
 from ferry.engine.files import read_export_file
 from ferry.errors import FerryError, InputError
@@ -62,6 +62,8 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
     if selection.evaluation_datasets:
         parts.append(evaluation_datasets.export_evaluation_datasets(
             client, out_dir / DATASETS_DIR, _names(selection.evaluation_datasets), workers=workers))
+    if selection.webhooks:
+        parts.append(webhooks.export_webhooks(client, out_dir / webhooks.WEBHOOKS_DIR, _names(selection.webhooks)))
     return Outcome.combine(parts, path=str(out_dir))
 
 
@@ -87,14 +89,17 @@ def with_descendants(client: TrackingClient, run_ids: list[str]) -> list[str]:
 
 
 def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: ImportTarget | None = None, *,
-                   workers: int = 4, on_progress: ProgressSink | None = None) -> Outcome:
+                   workers: int = 4, on_progress: ProgressSink | None = None,
+                   webhook_secrets: Path | None = None) -> Outcome:
     """Import whatever `in_dir` holds (experiments with their logged models and traces, runs, models,
-    prompts, evaluation datasets) into `uri`.
+    prompts, evaluation datasets, webhooks) into `uri`.
 
-    `target` names the destination objects; unset, they keep their source names.
+    `target` names the destination objects; unset, they keep their source names. `webhook_secrets`
+    is a file or directory of the webhooks' signing secrets (`ferry.engine.webhooks.load_secrets`).
     """
     if not in_dir.is_dir():
         raise InputError(f"input directory {in_dir} does not exist")
+    secrets = webhooks.load_secrets(webhook_secrets) if webhook_secrets else None  # bad input fails first
     target = target or ImportTarget()
     renames = target.renames or Renames()
     client = TrackingClient(uri)
@@ -134,6 +139,9 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
         found = True
         parts.append(evaluation_datasets.import_evaluation_datasets(client, in_dir / DATASETS_DIR,
                                                                     experiment_names=_experiment_names(in_dir)))
+    if webhooks.holds_webhooks(in_dir):
+        found = True
+        parts.append(webhooks.import_webhooks(client, in_dir / webhooks.WEBHOOKS_DIR, secrets=secrets))
     if not found:
         raise InputError(f"{in_dir} is not an export: no experiments.json, experiment.json, run.json or model files")
     return Outcome.combine(parts, path=str(in_dir))
