@@ -23,7 +23,7 @@ from ferry.engine.files import read_export_file, write_export_file
 from ferry.errors import FerryError, InputError
 from ferry.outcome import Counts, Outcome
 from ferry.progress import Tracker
-from ferry.tracking import JsonDict, TrackingClient
+from ferry.tracking import JsonDict, LoginRejected, PermissionDenied, TrackingClient
 
 EXPERIMENTS_JSON = "experiments.json"
 
@@ -50,8 +50,13 @@ BulkExport = Bulk[ExperimentExport]
 BulkImport = Bulk[ExperimentImport]
 
 
-def resolve_experiments(client: TrackingClient, spec: str | Sequence[str]) -> list[JsonDict]:
-    """``all``, a comma list, a list, or a ``.txt`` file of experiment names or ids."""
+def resolve_experiments(client: TrackingClient, spec: str | Sequence[str],
+                        denied: list[str] | None = None) -> list[JsonDict]:
+    """``all``, a comma list, a list, or a ``.txt`` file of experiment names or ids.
+
+    With `denied`, an experiment the server does not let us read is listed there (a failure of
+    that experiment) instead of failing the whole call.
+    """
     if isinstance(spec, str):
         if spec.endswith(".txt"):
             path = Path(spec)
@@ -64,7 +69,15 @@ def resolve_experiments(client: TrackingClient, spec: str | Sequence[str]) -> li
         names = list(spec)
     if names in (["all"], ["*"]):
         return list(client.search_experiments())
-    return [client.find_experiment(n) for n in names]
+    found = []
+    for name in names:
+        try:
+            found.append(client.find_experiment(name))
+        except PermissionDenied as err:
+            if denied is None:
+                raise
+            denied.append(f"experiment {name}: {err.message}")
+    return found
 
 
 def export_experiments(client: TrackingClient, experiments: str | Sequence[str], out_dir: Path, *,
@@ -75,7 +88,7 @@ def export_experiments(client: TrackingClient, experiments: str | Sequence[str],
     """Export experiments into ``<out_dir>/<experiment_id>/`` plus ``experiments.json``."""
     started = time.monotonic()
     result = BulkExport()
-    for exp in resolve_experiments(client, experiments):
+    for exp in resolve_experiments(client, experiments, denied=result.failed):
         exp_id = str(exp["experiment_id"])
         try:
             result.experiments.append(export_experiment(
@@ -83,6 +96,8 @@ def export_experiments(client: TrackingClient, experiments: str | Sequence[str],
                 export_deleted_runs=export_deleted_runs, include_artifacts=include_artifacts,
                 workers=workers, tracker=tracker, include_logged_models=include_logged_models,
                 include_traces=include_traces, traces_since=traces_since))
+        except LoginRejected:
+            raise  # every other experiment would fail the same way: one line, not one per experiment
         except FerryError as err:
             result.failed.append(f"experiment {exp.get('name', exp_id)}: {err.message}")
     ok = sum(len(e.ok_runs) for e in result.experiments)
@@ -131,6 +146,8 @@ def import_experiments(client: TrackingClient, in_dir: Path, *, renames: Mapping
             result.experiments.append(import_experiment(
                 client, exp_dir, name, import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
                 mlmodel_fix=mlmodel_fix, workers=workers, tracker=tracker))
+        except LoginRejected:
+            raise
         except FerryError as err:
             result.failed.append(f"experiment {entry.get('name', entry.get('id'))}: {err.message}")
     return result

@@ -64,7 +64,8 @@ class TrackingClient:
 
     def get_experiment_by_name(self, name: str) -> JsonDict | None:
         try:
-            return self.call("GET", "experiments/get-by-name", params={"experiment_name": name})["experiment"]
+            return self.call("GET", "experiments/get-by-name", params={"experiment_name": name},
+                             what=f"experiment '{name}'")["experiment"]
         except NotFoundError:
             return None
 
@@ -146,7 +147,7 @@ class TrackingClient:
             body["run_name"] = run_name
         if user_id:
             body["user_id"] = user_id
-        return self.call("POST", "runs/create", json=body)["run"]
+        return self.call("POST", "runs/create", json=body, what=f"experiment {experiment_id}")["run"]
 
     def update_run(self, run_id: str, *, status: str | None = None, end_time: int | None = None,
                    run_name: str | None = None) -> JsonDict:

@@ -49,6 +49,14 @@ class EndpointMissing(ServerError):
     """HTTP 404 without an MLflow error body: the server does not offer this endpoint."""
 
 
+class LoginRejected(ServerError):
+    """HTTP 401: the server does not accept who we say we are; nothing else can succeed either."""
+
+
+class PermissionDenied(ServerError):
+    """HTTP 403: we are known, but may not read or change this one object; others may still work."""
+
+
 class _RetryableStatus(Exception):
     def __init__(self, response: requests.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
@@ -189,10 +197,20 @@ class Transport:
                                     stream=stream)
 
     def _error(self, response: requests.Response, what: str | None) -> ServerError | NotFoundError:
+        """The one-line error of a failed answer.
+
+        401 is about the whole connection (`LoginRejected`); 403 is about one object
+        (`PermissionDenied`), which engines list as a failure of that object and go on.
+        """
         status = response.status_code
-        if status in (401, 403):
-            return ServerError(f"MLflow at {self.uri} rejected the credentials (HTTP {status})")
+        if status == 401:
+            return LoginRejected(self._login_refused())
         code, message = _mlflow_error(response)
+        if status == 403:
+            verb = "read" if response.request.method in ("GET", "HEAD") else "change"
+            target = what or response.request.path_url.split("?")[0]
+            return PermissionDenied(f"MLflow at {self.uri} does not let {self._who()} {verb} {target} "
+                                    f"(HTTP 403{': ' + message if message else ''})")
         if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") and what:
             return NotFoundError(f"{what} not found in MLflow at {self.uri}")
         if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
@@ -203,6 +221,23 @@ class Transport:
         summary = message or response.reason or "error"
         return ApiError(f"MLflow at {self.uri} answered HTTP {status}: {code + ': ' if code else ''}{summary}",
                         error_code=code, status=status)
+
+
+    def _who(self) -> str:
+        s = self.settings
+        if s.token:
+            return "the holder of MLFLOW_TRACKING_TOKEN"
+        return f"user '{s.username}'" if s.username else "an anonymous client"
+
+    def _login_refused(self) -> str:
+        s = self.settings
+        if s.token:
+            return f"MLflow at {self.uri} refused the token in MLFLOW_TRACKING_TOKEN (HTTP 401)"
+        if s.username and s.password:
+            return (f"MLflow at {self.uri} refused the login of user '{s.username}' (HTTP 401): "
+                    "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+        return (f"MLflow at {self.uri} asks for a login (HTTP 401) and none was given: set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN")
 
 
 def _mlflow_error(response: requests.Response) -> tuple[str, str]:
