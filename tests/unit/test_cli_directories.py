@@ -1,4 +1,4 @@
-"""A directory flag takes a directory: a URL is refused in one line, never written as a local folder."""
+"""A directory flag takes a directory or s3://: another URL is refused in one line, never written as a local folder."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 
-from ferry.cli.options import LocalDirectory
+from ferry.cli.options import ExportDirectory
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
@@ -24,21 +24,22 @@ def _command(target: str) -> click.Command | None:
 
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
-def test_every_directory_flag_refuses_urls(script: str) -> None:
+def test_every_directory_flag_takes_a_directory_or_s3(script: str) -> None:
     command = _command(SCRIPTS[script])
     if command is None:  # a group or a plain function (ferry, kiroframe-importer): no such flags
         return
     for param in command.params:
         if param.name in ("output_dir", "input_dir"):
-            assert isinstance(param.type, LocalDirectory), f"{script} {param.opts[0]} takes any string"
+            assert isinstance(param.type, ExportDirectory), f"{script} {param.opts[0]} takes any string"
+            assert "--s3-endpoint-url" in {opt for p in command.params for opt in p.opts}, script
 
 
-def test_an_s3_output_dir_is_an_error_and_no_look_alike_folder(tmp_path: Path) -> None:
+def test_a_gs_output_dir_is_an_error_and_no_look_alike_folder(tmp_path: Path) -> None:
     tool = Path(sys.executable).with_name("export-experiment")
-    done = subprocess.run([str(tool), "--experiment", "x", "--output-dir", "s3://backups/exp1"], cwd=tmp_path,
+    done = subprocess.run([str(tool), "--experiment", "x", "--output-dir", "gs://backups/exp1"], cwd=tmp_path,
                           env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "s3://backups/exp1" in lines[0] and "not supported" in lines[0]
+    assert len(lines) == 1 and "gs://backups/exp1" in lines[0] and "not supported" in lines[0]
     assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ click's usage block, like every other failure of these commands.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ferry.cli.common import one_line_errors
 from ferry.errors import InputError, UsageError
 from ferry.outcome import Outcome, Phase
 
@@ -46,10 +48,10 @@ def boolean(name: str, help: str, default: bool = False) -> Callable[[F], F]:
     return click.option(name, type=bool, default=default, show_default=True, help=help)
 
 
-class LocalDirectory(click.ParamType):
-    """A directory on this machine (or a mounted volume); a URL is refused rather than taken as a path.
+class ExportDirectory(click.ParamType):
+    """A directory on this machine (or a mounted volume), or an ``s3://bucket/prefix``; other URLs are refused.
 
-    ``s3://bucket/x`` read as a path is a local folder named ``s3:``: the command would say it
+    ``gs://bucket/x`` read as a path is a local folder named ``gs:``: the command would say it
     wrote the bucket while the bucket stays empty.
     """
 
@@ -58,18 +60,68 @@ class LocalDirectory(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
         scheme, sep, _ = text.partition("://")
-        if sep and scheme and "/" not in scheme:
-            self.fail(f"'{text}' is a URL; {scheme}:// is not supported here: give a local directory "
-                      "or a mounted volume", param, ctx)
+        if sep and scheme and "/" not in scheme and scheme != "s3":
+            self.fail(f"'{text}' is a URL; {scheme}:// is not supported here: give a local directory, "
+                      "a mounted volume or s3://bucket/prefix", param, ctx)
         return text
 
 
-DIRECTORY = LocalDirectory()
+DIRECTORY = ExportDirectory()
+S3_ENDPOINT_FLAG = "--s3-endpoint-url"
+
+# Spool directories the messages name by the location the user gave (s3://...).
+_shown_as: dict[str, str] = {}
 
 
 def directory(name: str, help: str) -> Callable[[F], F]:
-    """A required ``--output-dir`` / ``--input-dir``: a local directory, never a URL."""
-    return click.option(name, type=DIRECTORY, required=True, help=help)
+    """A required ``--output-dir`` / ``--input-dir``: a local directory or ``s3://bucket/prefix``.
+
+    With ``s3://``, the command runs on a local spool directory that `ferry.storage.transfer`
+    streams to the bucket (``--output-dir``) or fills from it (``--input-dir``), and the command
+    gets ``--s3-endpoint-url`` for an S3-compatible endpoint.
+    """
+    param = name.lstrip("-").replace("-", "_")
+    exporting = param == "output_dir"
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            endpoint = kwargs.pop("s3_endpoint_url", None)
+            value = kwargs.get(param)
+            if not isinstance(value, str) or not value.startswith("s3://"):
+                return fn(*args, **kwargs)
+            return _on_s3(fn, args, kwargs, param, value, endpoint, exporting)
+
+        option = click.option(S3_ENDPOINT_FLAG, "s3_endpoint_url", default=None, metavar="URL",
+                              help="S3-compatible endpoint for an s3:// directory (MinIO, SeaweedFS ...). "
+                              "Default: FERRY_S3_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, else AWS.")
+        return option(click.option(name, type=DIRECTORY, required=True, help=f"{help} A local directory or "
+                                   "s3://bucket/prefix.")(wrapper))  # type: ignore[return-value]
+    return decorate
+
+
+@one_line_errors
+def _on_s3(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any], param: str, url: str,
+           endpoint: str | None, exporting: bool) -> Any:
+    from ferry.storage import transfer  # boto3 is loaded only for s3:// directories
+    from ferry.storage.client import flag
+    from ferry.storage.location import S3Location
+
+    location = S3Location.parse(url, endpoint=endpoint,
+                                insecure_skip_tls_verify=flag("FERRY_S3_INSECURE_SKIP_TLS_VERIFY"))
+    spooling = transfer.exporting(location) if exporting else transfer.importing(location)
+    with spooling as spool:
+        _shown_as[str(spool.root)] = location.url
+        try:
+            return fn(*args, **{**kwargs, param: str(spool.root)})
+        finally:
+            _shown_as.pop(str(spool.root), None)
+
+
+def _shown(text: str) -> str:
+    for local, url in _shown_as.items():
+        text = text.replace(local, url)
+    return text
 
 
 def text(name: str, help: str, *, required: bool = False, default: str | None = None) -> Callable[[F], F]:
@@ -107,9 +159,9 @@ def warn_databricks_only(**given: Any) -> None:
 
 def report(outcome: Outcome) -> None:
     """The summary line on stdout; the failures on stderr; exit 3 on partial failure, 1 on failure."""
-    print(outcome.message)
+    print(_shown(outcome.message))
     for failure in outcome.failed:
-        print(f"Failed: {failure}", file=sys.stderr)
+        print(f"Failed: {_shown(failure)}", file=sys.stderr)
     if outcome.phase is Phase.PARTIALLY_FAILED:
         sys.exit(3)
     if outcome.phase is Phase.FAILED:
