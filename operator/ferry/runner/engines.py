@@ -2,13 +2,16 @@
 
 The spec's option models are the engine's (`ferry.options`): each adapter hands them over as
 they are. Engines are imported inside each adapter: an import Job never loads the Kiroframe
-client, a sync Job never loads the export machinery.
+client, a sync Job never loads the export machinery. An export or import whose payload names
+object storage (`JobPayload.storage`, this run's prefix already resolved by the operator) runs
+the same engine call on a local spool that `ferry.storage.transfer` streams to or from the bucket.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,19 +34,50 @@ Engine = Callable[[Any, JobPayload, ProgressSink | None], Outcome]
 def run_export(spec: MlflowExportSpec, payload: JobPayload, on_progress: ProgressSink | None) -> Outcome:
     from ferry.engine.service import export_objects
 
+    def export(out_dir: Path) -> Outcome:
+        return export_objects(spec.source.tracking_uri, out_dir, spec.objects, spec.options or ExportOptions(),
+                              workers=WORKERS, on_progress=on_progress)
+
+    if payload.storage is not None:
+        return export_to_bucket(spec, payload, export)
     out_dir = Path(payload.output_path or "")
-    outcome = export_objects(spec.source.tracking_uri, out_dir, spec.objects, spec.options or ExportOptions(),
-                             workers=WORKERS, on_progress=on_progress)
+    outcome = export(out_dir)
     if payload.keep and outcome.phase is not Phase.FAILED:
         prune_exports(out_dir, payload.name, payload.keep)
+    return outcome
+
+
+def export_to_bucket(spec: MlflowExportSpec, payload: JobPayload, export: Callable[[Path], Outcome]) -> Outcome:
+    """`export` streamed to ``payload.storage``; a scheduled run then prunes its oldest finished siblings.
+
+    A failed prune does not undo a finished export: it is one warning line in the Job's log.
+    """
+    from ferry.errors import FerryError
+    from ferry.storage import transfer
+
+    assert payload.storage is not None
+    outcome = transfer.export_to(payload.storage, export)
+    parent = spec.destination.s3
+    if payload.keep and outcome.phase is not Phase.FAILED and parent is not None:
+        try:
+            transfer.prune(parent.location(), payload.keep, name_prefix=f"{payload.name}-")
+        except FerryError as err:
+            print(f"Warning: old exports under {parent.location().url} not pruned: {err.message}", file=sys.stderr)
     return outcome
 
 
 def run_import(spec: MlflowImportSpec, payload: JobPayload, on_progress: ProgressSink | None) -> Outcome:
     from ferry.engine.service import import_objects
 
-    return import_objects(spec.destination.tracking_uri, Path(payload.input_path or ""),
-                          spec.options or ImportOptions(), spec.target, workers=WORKERS, on_progress=on_progress)
+    def import_(in_dir: Path) -> Outcome:
+        return import_objects(spec.destination.tracking_uri, in_dir,
+                              spec.options or ImportOptions(), spec.target, workers=WORKERS, on_progress=on_progress)
+
+    if payload.storage is not None:
+        from ferry.storage import transfer
+
+        return transfer.import_from(payload.storage, import_)
+    return import_(Path(payload.input_path or ""))
 
 
 def run_kiroframe(spec: KiroframeSyncSpec, payload: JobPayload, on_progress: ProgressSink | None) -> Outcome:
