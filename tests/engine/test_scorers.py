@@ -1,6 +1,6 @@
 """Scorers registered on experiments (mlflow.genai.scorers) between two real servers.
 
-Seeded with built-in scorers and judges: the fixture servers refuse custom ``@scorer`` code, as
+Seeded with built-in scorers and judges: the destination fixture server refuses custom ``@scorer`` code, as
 MLflow servers do by default.
 """
 

@@ -1,20 +1,23 @@
-"""The MLflow 3 objects that belong to an experiment: its logged models and its traces.
+"""The MLflow 3 objects that belong to an experiment: its logged models, traces and scorers.
 
 An experiment's export carries them beside its runs, in the peer's layout:
 ``<experiment dir>/logged_models/`` (`ferry.engine.logged_models_bulk`) and
-``<experiment dir>/traces/`` (`ferry.engine.traces`). On import they come after the runs, so that
-a logged model is recreated on the imported run that produced it and a trace links to the
-imported run and model. An MLflow 2 server has neither: its export holds none and says so.
+``<experiment dir>/traces/`` (`ferry.engine.traces`), and in ours for what the peer does not carry:
+``<experiment dir>/scorers.json`` (`ferry.engine.scorers`). On import they come after the runs, so
+that a logged model is recreated on the imported run that produced it and a trace links to the
+imported run and model; scorers come last (they reference nothing of the experiment's). An
+MLflow 2 server has none of them: its export holds none and says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from ferry.engine import logged_models_bulk, traces
+from ferry.engine import logged_models_bulk, scorers, traces
 from ferry.engine.files import read_export_file
-from ferry.outcome import Outcome
+from ferry.errors import FerryError
+from ferry.outcome import Counts, Outcome
 from ferry.tracking import TrackingClient
 
 LOGGED_MODELS_DIR = "logged_models"
@@ -23,8 +26,12 @@ TRACES_DIR = "traces"
 
 def export_objects_of(client: TrackingClient, experiment_id: str, exp_dir: Path, *,
                       run_ids: Sequence[str] | None = None, include_logged_models: bool = True,
-                      include_traces: bool = True, traces_since: int | None = None) -> list[Outcome]:
-    """Export the experiment's logged models (only those of `run_ids` when given) and traces."""
+                      include_traces: bool = True, traces_since: int | None = None,
+                      include_scorers: bool = True) -> list[Outcome]:
+    """Export the experiment's logged models (only those of `run_ids` when given), traces and scorers.
+
+    Scorers are the experiment's whatever runs are selected: they belong to the experiment, not to a run.
+    """
     parts = []
     if include_logged_models:
         only = {experiment_id: list(run_ids)} if run_ids is not None else None
@@ -32,6 +39,8 @@ def export_objects_of(client: TrackingClient, experiment_id: str, exp_dir: Path,
                                                              run_ids=only))
     if include_traces:
         parts.append(traces.export_traces(client, [experiment_id], exp_dir / TRACES_DIR, traces_since=traces_since))
+    if include_scorers:
+        parts.append(_scorers(lambda: scorers.export_scorers(client, experiment_id, exp_dir), experiment_id))
     return parts
 
 
@@ -52,4 +61,15 @@ def import_objects_of(client: TrackingClient, exp_dir: Path, experiment_id: str,
     if (traces_dir / traces.TRACES_FILE).is_file():
         parts.append(traces.import_traces(client, traces_dir, experiment_name=experiment_name, run_ids=run_map,
                                           model_ids=model_ids))
+    if (exp_dir / scorers.SCORERS_FILE).is_file():
+        parts.append(_scorers(lambda: scorers.import_scorers(client, exp_dir, experiment_name=experiment_name),
+                              experiment_name))
     return parts
+
+
+def _scorers(work: Callable[[], Outcome], experiment: str) -> Outcome:
+    """The scorers' part; a failure to list or read them all is one failed line, not the experiment's end."""
+    try:
+        return work()
+    except FerryError as err:
+        return Outcome.of(Counts(), [f"scorers of experiment '{experiment}': {err.message}"])
