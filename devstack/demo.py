@@ -6,7 +6,9 @@
 
 `up` starts the local control plane (state in `.demo/k8s`), two MLflow servers (the source seeded
 with the `demo` workload: experiments with metric history, nested runs, datasets, a registered
-model with versions, stages and aliases), the Kiroframe stand-in, installs the Helm chart, and
+model with versions, stages and aliases; and MLflow 3's objects, `devstack.genai_workload`: a
+logged model, traces with assessments, a prompt with an alias, an evaluation dataset), the
+Kiroframe stand-in, installs the Helm chart, and
 applies every file of `examples/` as it is, except for what only makes sense in a real cluster:
 service URLs, object names and the sync's schedule are rewritten for the local servers (see
 REWRITES), in memory; the files are not touched.
@@ -35,6 +37,7 @@ from kubernetes import client, config
 from devstack.cluster.control_plane import Cluster
 from devstack.cluster.paths import bin_dir
 from devstack.compare import format_table, snapshot, summary_rows
+from devstack.genai_workload import seed_genai
 from devstack.helm import install
 from devstack.mlflow_server import MlflowServer
 from devstack.procs import free_port, spawn, stop_pid, wait_until
@@ -120,6 +123,10 @@ def start_servers(started: float) -> DemoState:
     seeded = seed(source.uri, WORKLOAD)
     say(f"seeded the source: {len(seeded.experiments)} experiments, {seeded.runs} runs, "
         f"{seeded.metric_points} metric points, models {seeded.models}", started)
+    genai = seed_genai(source.uri, SOURCE_EXPERIMENT)
+    say(f"seeded MLflow 3 objects in {SOURCE_EXPERIMENT}: {len(genai.logged_models)} logged model, "
+        f"{len(genai.traces)} traces, prompt {genai.prompt} ({genai.prompt_versions} versions), "
+        f"evaluation dataset {genai.dataset} ({genai.records} records)", started)
     token = uuid.uuid4().hex
     port = free_port()
     kiroframe = spawn([sys.executable, "-m", "devstack.kiroframe", "--port", str(port), "--token", token],
@@ -185,13 +192,18 @@ def wait_for(api: client.ApiClient, applied: list[tuple[str, str]], started: flo
 
 
 def comparison(state: DemoState) -> str:
+    """One line per kind (runs, models, logged models, traces, prompts, evaluation datasets)."""
+    exported = rewrite(yaml.safe_load((EXAMPLES / "mlflow-export.yaml").read_text()), rewrites(state))
+    objects = exported["spec"]["objects"]
     imported = rewrite(yaml.safe_load((EXAMPLES / "mlflow-import.yaml").read_text()), rewrites(state))
     renamed = imported["spec"].get("target", {}).get("renames", {}).get("models", {}).get(SOURCE_MODEL, SOURCE_MODEL)
-    source = snapshot(state.source_uri, [SOURCE_EXPERIMENT], [SOURCE_MODEL])
-    destination = snapshot(state.destination_uri, [SOURCE_EXPERIMENT], [renamed])
+    selected = {"prompts": objects.get("prompts", []), "datasets": objects.get("evaluationDatasets", []),
+                "mlflow3": True}
+    source = snapshot(state.source_uri, [SOURCE_EXPERIMENT], [SOURCE_MODEL], **selected)
+    destination = snapshot(state.destination_uri, [SOURCE_EXPERIMENT], [renamed], **selected)
     destination["models"] = {SOURCE_MODEL: destination["models"][renamed]}  # compare under the source's name
-    rows = summary_rows(source, destination)
-    rows = [(what.replace(SOURCE_MODEL, f"{SOURCE_MODEL} -> {renamed}"), *rest) for what, *rest in rows]
+    rows = [(f"{what} ({SOURCE_MODEL} -> {renamed})" if what == "models" else what, *rest)
+            for what, *rest in summary_rows(source, destination)]
     return format_table(rows, ("object", "source", "destination", "copy"))
 
 
