@@ -37,6 +37,19 @@ class ImportSource(ApiModel):
 
 
 ONE_SOURCE = {"oneOf": [{"required": ["exportRef"]}, {"required": ["pvc"]}, {"required": ["s3"]}]}
+# Where the Job finds the webhookSecrets Secret: mounted read-only, one file per key (webhook name).
+WEBHOOK_SECRETS_DIR = "/etc/ferry/webhook-secrets"
+
+
+class WebhookSecrets(ApiModel):
+    """The signing secrets of the imported webhooks, which MLflow never exports."""
+
+    secret_name: Name = Field(
+        description="Name of a Secret in the resource's namespace whose keys are webhook names and whose values "
+        "are their signing secrets (an empty value: the webhook has none). Mounted read-only into the Job, "
+        "never copied into its environment or the status. A webhook without a key is imported without a "
+        "secret and reported (PartiallyFailed)."
+    )
 
 
 class MlflowImportSpec(ApiModel):
@@ -51,6 +64,11 @@ class MlflowImportSpec(ApiModel):
         default=None, description="Names in the destination. Unset: the source names."
     )
     options: ImportOptions | None = Field(default=None, description="How to import. Unset: every option's default.")
+    webhook_secrets: WebhookSecrets | None = Field(
+        default=None,
+        description="Secrets of the webhooks the export holds. Unset: every webhook is imported without a secret "
+        "and reported.",
+    )
     job: JobSettings | None = Field(
         default=None, description="How the Job is run. Unset fields take the operator's defaults."
     )

@@ -25,7 +25,7 @@ from ferry.api.common import (
 )
 from ferry.api.job import DATA_DIR, ENV_VAR, KIROFRAME_TOKEN_ENV, SCRATCH_DIR, TERMINATION_LOG, JobPayload
 from ferry.api.kiroframe import KiroframeSyncSpec
-from ferry.api.mlflow_import import MlflowImportSpec
+from ferry.api.mlflow_import import WEBHOOK_SECRETS_DIR, MlflowImportSpec
 from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
 
@@ -35,6 +35,7 @@ PATH_ANNOTATION = "ferry.dev/path"
 SCHEDULED_ANNOTATION = "ferry.dev/scheduled-time"
 RECORDED_ANNOTATION = "ferry.dev/recorded"  # the Job's result is in its resource's status
 MAX_NAME = 63  # a Job's name becomes the pods' `job-name` label value
+SECRET_FILE_MODE = 0o440  # a mounted Secret's files: owner root, group the pod's fsGroup (the Job's user)
 
 
 def one_shot_job_name(name: str, uid: str) -> str:
@@ -113,6 +114,11 @@ def build_job(
         volumes.append(
             {"name": "data", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": claim_read_only}}
         )
+    hook_secrets = spec.webhook_secrets if isinstance(spec, MlflowImportSpec) else None
+    if hook_secrets:  # one file per key; never in the environment, so never in an env dump
+        mounts.append({"name": "webhook-secrets", "mountPath": WEBHOOK_SECRETS_DIR, "readOnly": True})
+        volumes.append({"name": "webhook-secrets", "secret": {"secretName": hook_secrets.secret_name,
+                                                              "defaultMode": SECRET_FILE_MODE}})
     container: dict[str, Any] = {
         "name": "ferry",
         "image": job.image or settings.job_image,

@@ -19,7 +19,7 @@ from typing import Any
 from ferry.api.export import MlflowExportSpec
 from ferry.api.job import KIROFRAME_TOKEN_ENV, SCRATCH_DIR, JobPayload
 from ferry.api.kiroframe import KiroframeSyncSpec
-from ferry.api.mlflow_import import MlflowImportSpec
+from ferry.api.mlflow_import import WEBHOOK_SECRETS_DIR, MlflowImportSpec
 from ferry.errors import UsageError
 from ferry.options import ExportOptions, ImportOptions, KiroframeOptions
 from ferry.outcome import Outcome, Phase
@@ -71,7 +71,8 @@ def run_import(spec: MlflowImportSpec, payload: JobPayload, on_progress: Progres
 
     def import_(in_dir: Path) -> Outcome:
         return import_objects(spec.destination.tracking_uri, in_dir,
-                              spec.options or ImportOptions(), spec.target, workers=WORKERS, on_progress=on_progress)
+                              spec.options or ImportOptions(), spec.target, workers=WORKERS, on_progress=on_progress,
+                              webhook_secrets=Path(WEBHOOK_SECRETS_DIR) if spec.webhook_secrets else None)
 
     if payload.storage is not None:
         from ferry.storage import transfer
