@@ -17,6 +17,8 @@ from ferry.api import GROUP, VERSION, Kind
 from ferry.controller.jobs import KIND_LABEL, NAME_LABEL
 from ferry.kube import load_config, patch_status, read_body
 
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
 
 class StatusNotServed(Exception):
     """The object exists but its status subresource is not served yet."""
@@ -32,6 +34,21 @@ class Kube:
         self.batch = kubernetes.client.BatchV1Api(self.client)
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
+
+    # --- secrets (metadata only) ---------------------------------------------------------------
+    def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The labels of a Secret, None if it does not exist. Asked as PartialObjectMetadata, so
+        the Secret's data never reaches the operator."""
+        path = f"/api/v1/namespaces/{namespace}/secrets/{name}"
+        try:
+            response = self.client.call_api(
+                path, "GET", header_params={"Accept": METADATA_ONLY}, auth_settings=["BearerToken"],
+                _preload_content=False, _return_http_data_only=True)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return dict(_json(response).get("metadata", {}).get("labels") or {})
 
     # --- jobs ---------------------------------------------------------------------------------
     def create_job(self, job: dict[str, Any]) -> bool:

@@ -22,6 +22,7 @@ from ferry.controller.convergence import converge
 from ferry.controller.cron import parse_time
 from ferry.controller.jobs import PATH_ANNOTATION, build_job, one_shot_job_name, start_timeout
 from ferry.controller.phases import transition
+from ferry.controller.policy import violations
 from ferry.controller.references import ExportLocation, export_location, import_location, resolve_export
 from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
@@ -33,7 +34,8 @@ SPEC_APPLIED = "SpecApplied"  # condition: False once a change to a started reso
 
 @dataclass(frozen=True)
 class Observed:
-    """What was read besides the resource: its Job (and the Job's pods), an import's export.
+    """What was read besides the resource: its Job (and the Job's pods), an import's export, and
+    the labels of the Secrets an unstarted resource names, when the policy asks for a label.
 
     `job_read` says whether the Job was looked up at all: the Job's own events keep a running
     resource up to date, so only a resumed or periodic look reads it (and notices it gone).
@@ -43,6 +45,7 @@ class Observed:
     job: dict[str, Any] | None = None
     pods: list[dict[str, Any]] = field(default_factory=list)
     export: Resource | None = None
+    secret_labels: dict[str, dict[str, str] | None] = field(default_factory=dict)
 
 
 def wants_job(resource: Resource) -> bool:
@@ -82,6 +85,8 @@ def decide(resource: Resource, observed: Observed, now: datetime, settings: Oper
     if status.phase is not None and status.phase.terminal and status.phase is not Phase.FAILED_VALIDATION:
         return []
     spec, errors = validate(resource.kind, resource.spec)
+    if spec is not None and not errors:
+        errors = list(violations(spec, settings.policy, settings.job_image, observed.secret_labels))
     if errors:
         return phases.fail_validation(resource, errors, now)
     if isinstance(spec, MlflowExportSpec):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
+
 from ferry.api import BY_KIND, Kind
 from ferry.api.resources import MLFLOW_EXPORT
 from ferry.controller import convergence, cron, history, lifecycle, schedules
@@ -20,6 +22,7 @@ from ferry.controller.jobs import start_timeout
 from ferry.controller.jobstate import job_state, pod_state
 from ferry.controller.kube import Kube
 from ferry.controller.lifecycle import Observed
+from ferry.controller.policy import credential_secrets
 from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
 from ferry.controller.validation import validate
@@ -58,7 +61,16 @@ class Controller:
         if ref is not None:
             found = self.kube.get_resource(MLFLOW_EXPORT, resource.namespace, ref)
             export = Resource(MLFLOW_EXPORT, found) if found is not None else None
-        return Observed(job_read=read, job=job, pods=pods, export=export)
+        labels: dict[str, dict[str, str] | None] = {}
+        if self.settings.policy.credentials_secret_label and not resource.status.job_name:
+            spec, errors = validate(resource.kind, resource.spec)
+            if spec is not None and not errors:
+                labels = self.secret_labels(resource.namespace, spec)
+        return Observed(job_read=read, job=job, pods=pods, export=export, secret_labels=labels)
+
+    def secret_labels(self, namespace: str, spec: BaseModel) -> dict[str, dict[str, str] | None]:
+        """The labels of every Secret `spec` names as credentials (for the policy's label rule)."""
+        return {name: self.kube.secret_labels(namespace, name) for _, name in credential_secrets(spec)}
 
     def look_again(self, kind: Kind, body: dict[str, Any]) -> None:
         """The periodic look at a one-shot resource that has not started: an import waiting for its
@@ -136,4 +148,5 @@ class Controller:
         """Start the run that is due, if any: at most one per look, whatever was missed."""
         resource = Resource(kind, body)
         jobs = lambda: self.kube.jobs_of(kind, resource.namespace, resource.name, resource.uid)  # noqa: E731
-        self._run(resource, schedules.tick(resource, self.clock(), self.settings, jobs))
+        self._run(resource, schedules.tick(resource, self.clock(), self.settings, jobs,
+                                           lambda spec: self.secret_labels(resource.namespace, spec)))

@@ -1,8 +1,9 @@
 """Operator settings: defaults for the Jobs it creates and the pace of its periodic look.
 
 Read from the environment (``FERRY_*``; the Helm chart sets them, and the ``ferry operator``
-flags are put there before the operator starts) when the operator starts. Nothing here changes what a resource means; only how Jobs are dressed
-and how often the operator looks.
+flags are put there before the operator starts) when the operator starts. Nothing here changes what a
+resource means; only how Jobs are dressed, how often the operator looks, and what a resource may ask
+of its Job (`policy`, the cluster admin's tenancy rules: `ferry.controller.policy`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry import __version__
+from ferry.controller.policy import Policy
 
 
 class OperatorSettings(BaseSettings):
@@ -37,4 +39,9 @@ class OperatorSettings(BaseSettings):
     )
     export_ref_grace_seconds: float = Field(
         default=30.0, ge=0, description="How long an import waits for its MlflowExport to appear at all."
+    )
+    policy: Policy = Field(
+        default_factory=Policy,
+        description="What a resource may ask of its Job (FERRY_POLICY, JSON; Helm value policy): images, "
+        "ServiceAccounts, env, credentials Secrets, hosts, resources.",
     )

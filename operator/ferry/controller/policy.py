@@ -1,0 +1,241 @@
+"""What a resource may ask of the operator: the cluster admin's tenancy policy.
+
+Whoever may create one of our resources in a namespace gets a Job there, run by the operator.
+Without limits that is the right to run any image as any ServiceAccount of the namespace and to
+read any Secret in it, whatever RBAC says about pods and Secrets: the operator would be a
+confused deputy. The policy, set in the chart (``policy.*``, the environment variable
+``FERRY_POLICY`` as JSON), says what a spec may override; the defaults allow nothing that the
+operator's own defaults do not already do. Every refusal is one line starting with the rule's
+name (``policy.images: ...``) and ends the resource ``FailedValidation`` before any Job exists.
+
+The checks are pure: `violations` takes the parsed spec, and the labels of the Secrets it names
+when the policy asks for them (the only thing the controller reads for the policy).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from kubernetes.utils import parse_quantity
+from pydantic import BaseModel, Field, field_validator
+
+from ferry.api.common import JobSettings, S3CredentialsRef, S3Storage, SecretKeyRef, SecretRef, TrackingServer
+from ferry.api.kiroframe import KiroframeTarget
+from ferry.api.mlflow_import import WebhookSecrets
+from ferry.wire import WireModel
+
+# Label values are at most 63 characters; a selector is `key` (any value) or `key=value`.
+LabelSelector = str
+
+
+class ServiceAccountPolicy(WireModel):
+    """Whether spec.job.serviceAccountName may name another ServiceAccount than the chart's."""
+
+    allow_override: bool = Field(
+        default=False,
+        description="Let spec.job.serviceAccountName choose the Job's ServiceAccount. Off: Jobs run as the "
+        "chart's Job ServiceAccount, which may only patch our resources' status.",
+    )
+    allowed: list[str] = Field(
+        default_factory=list,
+        description="With allowOverride, the only ServiceAccounts a spec may name; empty: any of the namespace.",
+    )
+
+
+class EnvPolicy(WireModel):
+    """Which extra environment variables spec.job.env may set."""
+
+    allow_value_from: bool = Field(
+        default=False,
+        description="Let spec.job.env[].valueFrom take values from ConfigMaps, fields and resources, and from "
+        "keys of the Secrets the resource already names as credentials. Off: literal values only. A key of "
+        "any other Secret is always refused.",
+    )
+
+
+class ResourcePolicy(WireModel):
+    """Caps on what a Job may ask of the cluster, like a LimitRange."""
+
+    max_cpu: str | None = Field(
+        default=None, description="Most CPU a Job's container may request or be limited to (e.g. \"2\"); unset: no cap."
+    )
+    max_memory: str | None = Field(
+        default=None,
+        description="Most memory a Job's container may request or be limited to (e.g. 4Gi); a spec that sets "
+        "resources must then set a memory limit. Unset: no cap.",
+    )
+    allow_node_selector: bool = Field(default=True, description="Let spec.job.nodeSelector choose nodes.")
+    allow_tolerations: bool = Field(default=True, description="Let spec.job.tolerations reach tainted nodes.")
+
+    @field_validator("max_cpu", "max_memory")
+    @classmethod
+    def _quantity(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_quantity(value)  # ValueError: pydantic reports the field
+        return value
+
+
+class Policy(WireModel):
+    """The tenancy policy of one operator installation (chart value ``policy``)."""
+
+    allowed_images: list[str] = Field(
+        default_factory=list,
+        description="Image prefixes spec.job.image may use (e.g. registry.example.com/ferry/); the Jobs' "
+        "default image is always allowed. Empty: no other image.",
+    )
+    service_accounts: ServiceAccountPolicy = Field(default_factory=ServiceAccountPolicy,
+                                                   description="The Job's ServiceAccount.")
+    env: EnvPolicy = Field(default_factory=EnvPolicy, description="Extra environment of the Job.")
+    credentials_secret_label: LabelSelector | None = Field(
+        default=None,
+        description="Only Secrets carrying this label (`key` or `key=value`, e.g. ferry.dev/credentials=true) "
+        "may be named as credentials, so a tenant cannot hand a Job an unrelated Secret. Unset: any Secret "
+        "of the namespace. Setting it lets the operator read Secrets' metadata (the chart grants get).",
+    )
+    allowed_tracking_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (host or host:port, shell patterns like *.mlflow.example.com) tracking URIs may "
+        "name. Empty: any. The way to stop Jobs from being used to reach internal addresses.",
+    )
+    allowed_kiroframe_hosts: list[str] = Field(
+        default_factory=list, description="Hosts KiroframeSync's kiroframe.url may name (patterns). Empty: any."
+    )
+    allowed_s3_endpoints: list[str] = Field(
+        default_factory=list,
+        description="Hosts an S3 destination's or source's endpoint may name (patterns); a place without an "
+        "endpoint (AWS itself) is allowed only if the list holds `s3.amazonaws.com`. Empty: any.",
+    )
+    allowed_s3_buckets: list[str] = Field(
+        default_factory=list, description="Buckets (patterns) an S3 destination or source may name. Empty: any."
+    )
+    resources: ResourcePolicy = Field(default_factory=ResourcePolicy,
+                                      description="Caps on the Job's resources and placement.")
+
+
+def violations(spec: BaseModel, policy: Policy, default_image: str,
+               secret_labels: Mapping[str, Mapping[str, str] | None] | None = None) -> Iterator[str]:
+    """Every rule of `policy` the spec breaks, one line each.
+
+    `secret_labels` maps each credentials Secret the spec names to its labels (None: the Secret
+    does not exist); it is only consulted when the policy asks for a label.
+    """
+    credentials = dict(credential_secrets(spec))
+    job = getattr(spec, "job", None) or JobSettings()
+    yield from _job_violations(job, policy, default_image, set(credentials.values()))
+    for where, server in _parts(spec, TrackingServer):
+        yield from _host_violations("policy.allowedTrackingHosts", f"{where}.trackingUri", server.tracking_uri,
+                                    policy.allowed_tracking_hosts)
+    for where, target in _parts(spec, KiroframeTarget):
+        yield from _host_violations("policy.allowedKiroframeHosts", f"{where}.url", target.url,
+                                    policy.allowed_kiroframe_hosts)
+    for where, s3 in _parts(spec, S3Storage):
+        yield from _s3_violations(where, s3, policy)
+    if policy.credentials_secret_label:
+        for where, name in credentials.items():
+            labels = (secret_labels or {}).get(name)
+            if labels is not None and not _has_label(labels, policy.credentials_secret_label):
+                yield (f"policy.credentialsSecretLabel: {where} names Secret {name!r}, which does not carry the "
+                       f"label {policy.credentials_secret_label}")
+
+
+def credential_secrets(spec: BaseModel) -> Iterator[tuple[str, str]]:
+    """(field path, Secret name) of every Secret the spec names on purpose: credentials, tokens, webhook secrets."""
+    for where, ref in _parts(spec, (SecretRef, S3CredentialsRef, SecretKeyRef)):
+        yield f"{where}.name", ref.name
+    for where, hooks in _parts(spec, WebhookSecrets):
+        yield f"{where}.secretName", hooks.secret_name
+
+
+def _job_violations(job: JobSettings, policy: Policy, default_image: str, credentials: set[str]) -> Iterator[str]:
+    if job.image and job.image != default_image and not any(job.image.startswith(p) for p in policy.allowed_images):
+        allowed = ", ".join([default_image, *(f"{p}*" for p in policy.allowed_images)])
+        yield f"policy.allowedImages: spec.job.image {job.image!r} is not allowed (allowed: {allowed})"
+    accounts = policy.service_accounts
+    if job.service_account_name:
+        if not accounts.allow_override:
+            yield ("policy.serviceAccounts: spec.job.serviceAccountName may not be set: Jobs run as the "
+                   "operator's Job ServiceAccount")
+        elif accounts.allowed and job.service_account_name not in accounts.allowed:
+            yield (f"policy.serviceAccounts: spec.job.serviceAccountName {job.service_account_name!r} is not "
+                   f"allowed (allowed: {', '.join(accounts.allowed)})")
+    for i, var in enumerate(job.env or []):
+        source = var.value_from
+        if source is None:
+            continue
+        where = f"spec.job.env[{i}].valueFrom"
+        if not policy.env.allow_value_from:
+            yield f"policy.env: {where} is not allowed: literal values only"
+            continue
+        secret = (source.get("secretKeyRef") or {}).get("name") if isinstance(source, dict) else None
+        if secret is not None and secret not in credentials:
+            yield (f"policy.env: {where} reads Secret {secret!r}, which the resource does not name as "
+                   "credentials")
+    yield from _resource_violations(job, policy.resources)
+
+
+def _resource_violations(job: JobSettings, caps: ResourcePolicy) -> Iterator[str]:
+    if job.node_selector and not caps.allow_node_selector:
+        yield "policy.resources.allowNodeSelector: spec.job.nodeSelector may not be set"
+    if job.tolerations and not caps.allow_tolerations:
+        yield "policy.resources.allowTolerations: spec.job.tolerations may not be set"
+    if job.resources is None:
+        return  # the operator's defaults, which the admin chose
+    for resource, cap, rule in (("cpu", caps.max_cpu, "maxCpu"), ("memory", caps.max_memory, "maxMemory")):
+        if cap is None:
+            continue
+        limits, requests = job.resources.limits or {}, job.resources.requests or {}
+        for part, values in (("limits", limits), ("requests", requests)):
+            value = values.get(resource)
+            if value is not None and _quantity(value) > _quantity(cap):
+                yield f"policy.resources.{rule}: spec.job.resources.{part}.{resource} {value} is over {cap}"
+        if resource == "memory" and "memory" not in limits:
+            yield f"policy.resources.{rule}: spec.job.resources.limits.memory must be set (at most {cap})"
+
+
+def _s3_violations(where: str, s3: S3Storage, policy: Policy) -> Iterator[str]:
+    if policy.allowed_s3_buckets and not _matches(s3.bucket, policy.allowed_s3_buckets):
+        yield (f"policy.allowedS3Buckets: {where}.bucket {s3.bucket!r} is not allowed "
+               f"(allowed: {', '.join(policy.allowed_s3_buckets)})")
+    endpoint = s3.endpoint or "https://s3.amazonaws.com"
+    yield from _host_violations("policy.allowedS3Endpoints", f"{where}.endpoint", endpoint,
+                                policy.allowed_s3_endpoints)
+
+
+def _host_violations(rule: str, where: str, url: str, allowed: list[str]) -> Iterator[str]:
+    if not allowed or "://" not in url or url.startswith("databricks"):
+        return  # databricks URIs name a profile, not a host: the profile's host is the Secret's
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    candidates = [host] + ([f"{host}:{parts.port}"] if parts.port else [])
+    if not any(_matches(c, allowed) for c in candidates):
+        yield f"{rule}: {where} host {host!r} is not allowed (allowed: {', '.join(allowed)})"
+
+
+def _matches(value: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(value, p.lower()) for p in patterns)
+
+
+def _has_label(labels: Mapping[str, str], selector: LabelSelector) -> bool:
+    key, _, value = selector.partition("=")
+    return key in labels and (not value or labels[key] == value)
+
+
+def _quantity(value: str | int | float) -> Decimal:
+    return parse_quantity(value)
+
+
+def _parts(model: Any, types: type | tuple[type, ...], where: str = "spec") -> Iterator[tuple[str, Any]]:
+    """Every sub-model of `model` of one of `types`, with its field path (camelCase, as the user wrote it)."""
+    if isinstance(model, types):
+        yield where, model
+        return
+    if isinstance(model, BaseModel):
+        for name, info in type(model).model_fields.items():
+            yield from _parts(getattr(model, name), types, f"{where}.{info.alias or name}")
+    elif isinstance(model, list):
+        for i, item in enumerate(model):
+            yield from _parts(item, types, f"{where}[{i}]")

@@ -1,0 +1,213 @@
+"""The tenancy policy: what a resource may ask of its Job, as the user reads a refusal.
+
+The defaults allow only what the operator's own defaults do; each loosening is one chart value.
+A refusal is `FailedValidation` naming the rule, and no Job is created.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.controller.lifecycle import Observed, decide
+from ferry.controller.policy import Policy, credential_secrets, violations
+from ferry.controller.schedules import tick
+from ferry.controller.settings import OperatorSettings
+from ferry.controller.validation import validate
+from tests.unit.decisions import (
+    EXPORT_SPEC,
+    IMPORT_PVC_SPEC,
+    NOW,
+    SETTINGS,
+    SYNC_SPEC,
+    created_job,
+    kinds,
+    resource,
+    the_patch,
+)
+
+IMAGE = SETTINGS.job_image
+
+
+def spec_with(base: dict[str, Any], **job: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(base)
+    spec["job"] = job
+    return spec
+
+
+def refusals(kind: Any, spec: dict[str, Any], policy: Policy | None = None,
+             labels: dict[str, dict[str, str] | None] | None = None) -> list[str]:
+    model, errors = validate(kind, spec)
+    assert model is not None and not errors, errors
+    return list(violations(model, policy or Policy(), IMAGE, labels))
+
+
+def settings(**policy: Any) -> OperatorSettings:
+    return OperatorSettings(job_image=IMAGE, export_ref_grace_seconds=30, policy=Policy.model_validate(policy))
+
+
+# --- the defaults -----------------------------------------------------------------------------------
+
+
+def test_defaults_allow_what_the_operator_does_itself() -> None:
+    assert refusals(MLFLOW_EXPORT, EXPORT_SPEC) == []
+    assert refusals(MLFLOW_EXPORT, spec_with(EXPORT_SPEC, image=IMAGE, env=[{"name": "LOG", "value": "debug"}],
+                                             resources={"limits": {"memory": "64Gi"}})) == []
+
+
+@pytest.mark.parametrize(("job", "rule"), [
+    ({"image": "evil.example/miner:latest"}, "policy.allowedImages: spec.job.image 'evil.example/miner:latest' "
+                                             "is not allowed (allowed: ferry:test)"),
+    ({"serviceAccountName": "admin"}, "policy.serviceAccounts: spec.job.serviceAccountName may not be set: Jobs "
+                                      "run as the operator's Job ServiceAccount"),
+    ({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]},
+     "policy.env: spec.job.env[0].valueFrom is not allowed: literal values only"),
+    ({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]},
+     "policy.env: spec.job.env[0].valueFrom is not allowed: literal values only"),
+])
+def test_defaults_refuse_another_image_account_or_secret_env(job: dict[str, Any], rule: str) -> None:
+    assert refusals(MLFLOW_EXPORT, spec_with(EXPORT_SPEC, **job)) == [rule]
+
+
+def test_a_refused_resource_gets_failed_validation_and_no_job() -> None:
+    spec = spec_with(IMPORT_PVC_SPEC, image="evil.example/miner:latest", serviceAccountName="admin")
+    actions = decide(resource(MLFLOW_IMPORT, spec, name="restore"), Observed(), NOW, SETTINGS)
+    assert kinds(actions) == ["PatchStatus", "Emit"]
+    patch = the_patch(actions)
+    assert patch["phase"] == "FailedValidation"
+    assert [e.split(":")[0] for e in patch["validationErrors"]] == ["policy.allowedImages", "policy.serviceAccounts"]
+    assert patch["message"].startswith("2 problem(s) in the spec: policy.allowedImages: spec.job.image")
+
+
+# --- loosened by the admin ----------------------------------------------------------------------------
+
+
+def test_allowed_prefixes_accounts_and_value_from_let_the_same_spec_run() -> None:
+    spec = spec_with(EXPORT_SPEC, image="registry.example/ferry:1.2", serviceAccountName="mlflow-reader",
+                     env=[{"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}])
+    loose = settings(allowedImages=["registry.example/"],
+                     serviceAccounts={"allowOverride": True, "allowed": ["mlflow-reader"]},
+                     env={"allowValueFrom": True})
+    job = created_job(decide(resource(MLFLOW_EXPORT, spec), Observed(), NOW, loose)).job
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example/ferry:1.2"
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "mlflow-reader"
+
+    other = spec_with(EXPORT_SPEC, serviceAccountName="admin")
+    assert refusals(MLFLOW_EXPORT, other, loose.policy) == [
+        "policy.serviceAccounts: spec.job.serviceAccountName 'admin' is not allowed (allowed: mlflow-reader)"]
+
+
+def test_value_from_never_reads_a_secret_the_resource_does_not_name_as_credentials() -> None:
+    spec = copy.deepcopy(EXPORT_SPEC)
+    spec["source"]["credentialsSecret"] = {"name": "mlflow-creds"}
+    spec["job"] = {"env": [
+        {"name": "OK", "valueFrom": {"secretKeyRef": {"name": "mlflow-creds", "key": "MLFLOW_TRACKING_TOKEN"}}},
+        {"name": "NO", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+    ]}
+    assert refusals(MLFLOW_EXPORT, spec, Policy.model_validate({"env": {"allowValueFrom": True}})) == [
+        "policy.env: spec.job.env[1].valueFrom reads Secret 'db', which the resource does not name as credentials"]
+
+
+# --- credentials Secrets by label ---------------------------------------------------------------------
+
+
+def test_credentials_secrets_are_every_secret_the_spec_names() -> None:
+    spec = copy.deepcopy(IMPORT_PVC_SPEC)
+    spec["destination"]["credentialsSecret"] = {"name": "dst"}
+    spec["webhookSecrets"] = {"secretName": "hooks"}
+    model, _ = validate(MLFLOW_IMPORT, spec)
+    assert dict(credential_secrets(model)) == {"spec.destination.credentialsSecret.name": "dst",
+                                               "spec.webhookSecrets.secretName": "hooks"}
+    sync, _ = validate(KIROFRAME_SYNC, SYNC_SPEC)
+    assert dict(credential_secrets(sync)) == {"spec.kiroframe.tokenSecret.name": "kf"}
+
+
+def test_an_unlabelled_credentials_secret_is_refused_and_a_labelled_one_runs() -> None:
+    spec = copy.deepcopy(EXPORT_SPEC)
+    spec["source"]["credentialsSecret"] = {"name": "prod-db"}
+    labelled = settings(credentialsSecretLabel="ferry.dev/credentials=true")
+    unlabelled = Observed(secret_labels={"prod-db": {"app": "postgres"}})
+    patch = the_patch(decide(resource(MLFLOW_EXPORT, spec), unlabelled, NOW, labelled))
+    assert patch["validationErrors"] == [
+        "policy.credentialsSecretLabel: spec.source.credentialsSecret.name names Secret 'prod-db', which does not "
+        "carry the label ferry.dev/credentials=true"]
+    marked = Observed(secret_labels={"prod-db": {"ferry.dev/credentials": "true"}})
+    assert created_job(decide(resource(MLFLOW_EXPORT, spec), marked, NOW, labelled))
+    # A Secret that does not exist is the kubelet's to report (Pending with its reason), not the policy's.
+    assert created_job(decide(resource(MLFLOW_EXPORT, spec), Observed(secret_labels={"prod-db": None}), NOW,
+                              labelled))
+
+
+def test_a_schedule_reads_the_labels_only_when_a_run_is_due() -> None:
+    read: list[str] = []
+
+    def labels(spec: Any) -> dict[str, dict[str, str] | None]:
+        read.append("read")
+        return {"kf": {}}
+
+    strict = settings(credentialsSecretLabel="ferry.dev/credentials")
+    waiting = resource(KIROFRAME_SYNC, SYNC_SPEC, created="2024-01-31T11:59:00Z")
+    tick(waiting, NOW, strict, lambda: [], labels)
+    assert read == []
+    due = resource(KIROFRAME_SYNC, SYNC_SPEC, created="2024-01-30T02:59:00Z")
+    patch = the_patch(tick(due, NOW, strict, lambda: [], labels))
+    assert read == ["read"]
+    assert patch["phase"] == "FailedValidation"
+    assert patch["validationErrors"][0].startswith("policy.credentialsSecretLabel: spec.kiroframe.tokenSecret.name")
+
+
+# --- hosts, buckets, resources ------------------------------------------------------------------------
+
+
+def test_host_allow_lists_stop_jobs_reaching_other_addresses() -> None:
+    policy = Policy.model_validate({"allowedTrackingHosts": ["*.mlflow.example.com", "mlflow:5000"],
+                                    "allowedKiroframeHosts": ["kf.example"]})
+    assert refusals(MLFLOW_EXPORT, EXPORT_SPEC, policy) == []  # mlflow:5000
+    inside = copy.deepcopy(EXPORT_SPEC)
+    inside["source"]["trackingUri"] = "http://169.254.169.254/latest"
+    assert refusals(MLFLOW_EXPORT, inside, policy) == [
+        "policy.allowedTrackingHosts: spec.source.trackingUri host '169.254.169.254' is not allowed "
+        "(allowed: *.mlflow.example.com, mlflow:5000)"]
+    sync = copy.deepcopy(SYNC_SPEC)
+    sync["source"]["trackingUri"] = "https://eu.mlflow.example.com"
+    sync["kiroframe"]["url"] = "https://kf.internal"
+    assert refusals(KIROFRAME_SYNC, sync, policy) == [
+        "policy.allowedKiroframeHosts: spec.kiroframe.url host 'kf.internal' is not allowed (allowed: kf.example)"]
+
+
+def test_s3_endpoints_and_buckets() -> None:
+    spec = copy.deepcopy(EXPORT_SPEC)
+    spec["destination"] = {"s3": {"bucket": "team-a-backups", "endpoint": "https://minio.internal:9000"}}
+    policy = Policy.model_validate({"allowedS3Buckets": ["team-a-*"], "allowedS3Endpoints": ["s3.amazonaws.com"]})
+    assert refusals(MLFLOW_EXPORT, spec, policy) == [
+        "policy.allowedS3Endpoints: spec.destination.s3.endpoint host 'minio.internal' is not allowed "
+        "(allowed: s3.amazonaws.com)"]
+    spec["destination"]["s3"] = {"bucket": "team-b"}
+    assert refusals(MLFLOW_EXPORT, spec, policy) == [
+        "policy.allowedS3Buckets: spec.destination.s3.bucket 'team-b' is not allowed (allowed: team-a-*)"]
+
+
+def test_resource_caps_like_a_limit_range() -> None:
+    policy = Policy.model_validate({"resources": {"maxCpu": "2", "maxMemory": "4Gi", "allowNodeSelector": False,
+                                                  "allowTolerations": False}})
+    within = spec_with(EXPORT_SPEC, resources={"requests": {"cpu": "500m"}, "limits": {"cpu": 2, "memory": "4Gi"}})
+    assert refusals(MLFLOW_EXPORT, within, policy) == []
+    over = spec_with(EXPORT_SPEC, resources={"requests": {"cpu": "3"}}, nodeSelector={"gpu": "a100"},
+                     tolerations=[{"operator": "Exists"}])
+    assert refusals(MLFLOW_EXPORT, over, policy) == [
+        "policy.resources.allowNodeSelector: spec.job.nodeSelector may not be set",
+        "policy.resources.allowTolerations: spec.job.tolerations may not be set",
+        "policy.resources.maxCpu: spec.job.resources.requests.cpu 3 is over 2",
+        "policy.resources.maxMemory: spec.job.resources.limits.memory must be set (at most 4Gi)",
+    ]
+
+
+def test_a_bad_policy_value_is_refused_when_the_operator_starts() -> None:
+    with pytest.raises(ValueError, match="maxMemory|max_memory"):
+        Policy.model_validate({"resources": {"maxMemory": "lots"}})
+    with pytest.raises(ValueError, match="allowedImage"):
+        Policy.model_validate({"allowedImage": ["x"]})
