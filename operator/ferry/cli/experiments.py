@@ -20,6 +20,7 @@ from ferry.cli.options import (
 )
 from ferry.engine import experiments as exp_engine
 from ferry.engine import experiments_bulk
+from ferry.engine.layout import not_carried, with_not_carried
 from ferry.progress import Tracker, terminal_sink
 from ferry.tracking import TrackingClient
 
@@ -86,8 +87,9 @@ def import_experiment(experiment_name: str, input_dir: str, import_permissions: 
         use_src_user_id=use_src_user_id, workers=workers,
         tracker=Tracker(terminal_sink("import-experiment", quiet=quiet)))
     skipped = sum(r.skipped for r in done.runs)
-    report(done.outcome(f"Imported {len(done.runs)} runs ({skipped} already there) into experiment "
-                        f"'{experiment_name}', {len(done.failed)} failed"))
+    report(with_not_carried(done.outcome(f"Imported {len(done.runs)} runs ({skipped} already there) into "
+                                         f"experiment '{experiment_name}', {len(done.failed)} failed"),
+                            not_carried(Path(input_dir))))
 
 
 @command("Exports experiments to a directory.")
@@ -143,4 +145,5 @@ def import_experiments(input_dir: str, import_permissions: bool, import_source_t
         use_src_user_id=use_src_user_id, workers=workers,
         tracker=Tracker(terminal_sink("import-experiments", quiet=quiet)))
     counts = bulk.counts
-    report(bulk.outcome(f"Imported {counts.experiments} experiments, {counts.runs} runs"))
+    report(with_not_carried(bulk.outcome(f"Imported {counts.experiments} experiments, {counts.runs} runs"),
+                            not_carried(Path(input_dir))))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ferry.engine import experiments, experiments_bulk, model_versions, registry_files
+from ferry.engine import experiments, experiments_bulk, layout, model_versions, registry_files
 from ferry.engine.experiments_bulk import EXPERIMENTS_JSON, rename
 from ferry.engine.files import write_export_file
 from ferry.engine.models import DEFAULT_WORKERS, export_model, import_model, select_versions
@@ -24,9 +24,9 @@ from ferry.tracking.client import TrackingClient
 from ferry.tracking.prompts import IS_PROMPT_TAG, is_prompt
 from ferry.tracking.registry import Registry
 
-EXPERIMENTS_DIR = "experiments"
-MODELS_DIR = "models"
-VERSIONS_DIR = "model_versions"
+EXPERIMENTS_DIR = layout.MODELS_EXPERIMENTS_DIR
+MODELS_DIR = layout.MODELS_DIR
+VERSIONS_DIR = layout.VERSIONS_DIR
 MODELS_FILE = "models.json"
 
 
@@ -147,7 +147,10 @@ def import_models(client: TrackingClient, input_dir: str | Path, *, delete_model
                   model_renames: Mapping[str, str] | None = None, import_source_tags: bool = False,
                   use_src_user_id: bool = False, workers: int = DEFAULT_WORKERS,
                   progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
-    """Import a bulk models export: its experiments first, then each model on the imported runs."""
+    """Import a bulk models export: its experiments first, then each model on the imported runs.
+
+    An entry of `input_dir` no importer reads is listed as not carried (`ferry.engine.layout`).
+    """
     src_dir = Path(input_dir)
     model_names = _model_names(src_dir / MODELS_DIR)
     tracker = tracker or Tracker(progress)
@@ -166,7 +169,7 @@ def import_models(client: TrackingClient, input_dir: str | Path, *, delete_model
                                     workers=workers, run_map=run_map, tracker=tracker))
         except FerryError as err:
             totals.fail(f"model {name}", err)
-    return totals.outcome("imported")
+    return layout.with_not_carried(totals.outcome("imported"), layout.not_carried(src_dir))
 
 
 def _model_names(models_dir: Path) -> list[str]:

@@ -13,15 +13,12 @@ from pathlib import Path
 from ferry.engine import evaluation_datasets, experiments, experiments_bulk, models_bulk, prompts, webhooks
 from ferry.engine import runs as run_engine
 from ferry.engine.files import read_export_file
+from ferry.engine.layout import DATASETS_DIR, PROMPTS_DIR, RUNS_DIR, not_carried, with_not_carried
 from ferry.errors import FerryError, InputError
 from ferry.options import ALL, ExportOptions, ImportOptions, ImportTarget, Renames, Selection
 from ferry.outcome import Counts, Outcome
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking import TrackingClient
-
-RUNS_DIR = "runs"  # single runs of a selection: <out>/runs/<run_id>/
-PROMPTS_DIR = "prompts"  # where mlflow-export-import's export-all puts them too
-DATASETS_DIR = "evaluation_datasets"
 
 
 def export_objects(uri: str, out_dir: Path, selection: Selection, options: ExportOptions, *, workers: int = 4,
@@ -96,6 +93,9 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
 
     `target` names the destination objects; unset, they keep their source names. `webhook_secrets`
     is a file or directory of the webhooks' signing secrets (`ferry.engine.webhooks.load_secrets`).
+
+    An entry no importer reads (an object kind this version does not know) is listed as not
+    carried, and the outcome is at best PartiallyFailed (`ferry.engine.layout`).
     """
     if not in_dir.is_dir():
         raise InputError(f"input directory {in_dir} does not exist")
@@ -144,7 +144,7 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
         parts.append(webhooks.import_webhooks(client, in_dir / webhooks.WEBHOOKS_DIR, secrets=secrets))
     if not found:
         raise InputError(f"{in_dir} is not an export: no experiments.json, experiment.json, run.json or model files")
-    return Outcome.combine(parts, path=str(in_dir))
+    return with_not_carried(Outcome.combine(parts, path=str(in_dir)), not_carried(in_dir))
 
 
 def _import_runs(client: TrackingClient, run_dirs: list[Path], experiment_name: str, options: ImportOptions,
