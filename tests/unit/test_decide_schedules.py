@@ -202,6 +202,26 @@ def test_forbid_skips_the_run_while_one_is_active() -> None:
     ]
 
 
+def test_run_whose_job_finished_before_its_status_was_written_is_not_started_again() -> None:
+    """The operator was killed between creating the run's Job and writing the status, and the Job
+    finished while it was away: the run is not active, not due again; only its time is recorded."""
+    done = job(RUN, "Complete", {SCHEDULED: DUE_TEXT}, claim=None)
+    for policy in ("Forbid", "Allow", "Replace"):
+        actions = tick(sync(waiting(), concurrencyPolicy=policy), DUE, SETTINGS, Jobs(done))
+        assert kinds(actions) == ["PatchStatus"], policy
+        assert the_patch(actions) == {"lastScheduleTime": DUE_TEXT, "nextScheduleTime": NEXT, "missedRuns": None}
+
+
+@pytest.mark.parametrize("policy", ["Forbid", "Replace"])
+def test_run_whose_job_exists_unfinished_is_not_held_back_by_itself(policy: str) -> None:
+    """The same cut-short look, the Job still running: no RunSkipped or RunReplaced against the run's own
+    Job; creating it again is a no-op (409) followed by the status the first look did not write."""
+    actions = tick(sync(waiting(), concurrencyPolicy=policy), DUE, SETTINGS,
+                   Jobs(job(RUN, "Running", {SCHEDULED: DUE_TEXT}, claim=None)))
+    assert kinds(actions) == ["CreateJob"] and events(actions) == []
+    assert the_patch(created_job(actions).then)["active"] == [{"name": RUN, "scheduledTime": DUE_TEXT}]
+
+
 def test_forbid_skipped_run_is_not_due_again() -> None:
     busy = sync(waiting())
     skipped = busy.patched(tick(busy, DUE, SETTINGS, Jobs(active_run()))[0].status)
