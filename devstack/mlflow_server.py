@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +180,20 @@ class MlflowServer:
         if self.pid is not None:
             stop_pid(self.pid)
             self.pid = None
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers, as a crash or an OOM kill would: no shutdown at all."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            stop_pid(self.pid, grace=5.0)  # reaps it
+            self.pid = None
+
+    def restart(self, timeout: float = 120.0) -> MlflowServer:
+        """Start again on the same port with the same backend and store (what a crashed server's
+        supervisor does); clients that retry find it where it was."""
+        self.stop()
+        return self.start(timeout)
 
     def wipe(self) -> None:
         self.stop()

@@ -156,6 +156,26 @@ class Cluster:
             self.state.pids = {}
             self._save()
 
+    def restart_apiserver(self, timeout: float = 90.0, kill: bool = True) -> None:
+        """Stop the kube-apiserver alone (SIGKILL, or SIGTERM with `kill` False) and start it again on
+        the same port with the same arguments; etcd, the controller manager and the kubelet stay.
+
+        What a control-plane upgrade or a crashed apiserver looks like to clients: watches break,
+        requests are refused for a few seconds, then the same server answers with the same data.
+        """
+        pid = self._state.pids.get("apiserver")
+        if pid is None or not _pid_alive(pid):
+            raise RuntimeError(f"no kube-apiserver running in {self.state_dir}")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        stop_pid(pid, grace=10.0)
+        proc = spawn(argv, self._log("kube-apiserver"))
+        self._record("apiserver", proc)
+        wait_until(lambda: readyz(self.server, self._state.admin_token, self.pki.ca_cert), timeout,
+                   "kube-apiserver (restarted)", proc, self._log("kube-apiserver"))
+
     def _save(self) -> None:
         self.dirs.state_file.write_text(json.dumps(asdict(self._state), indent=2))
 
