@@ -16,6 +16,7 @@ from devstack.mlflow_server import MlflowServer
 from devstack.procs import free_port
 from ferry.engine.runs import ABANDONED_TAG, SOURCE_RUN_ID_TAG
 from ferry.tracking import TrackingClient, tags_of
+from tests.engine.conftest import Pair
 from tests.engine.seed import Seeded, make_run, run_view
 
 BIN = Path(sys.executable).parent
@@ -33,10 +34,10 @@ def by_source(client: TrackingClient, experiment_id: str) -> dict[str, str]:
             for r in client.search_runs([experiment_id], run_view_type="ALL")}
 
 
-def test_experiment_round_trip_with_deleted_runs_and_parents(seeded: Seeded, mlflow_src: MlflowServer,
-                                                             mlflow_dst: MlflowServer, dst_client: TrackingClient,
-                                                             src_client: TrackingClient, tmp_path: Path,
+def test_experiment_round_trip_with_deleted_runs_and_parents(pair: Pair, pair_seeded: Seeded, tmp_path: Path,
                                                              unique: str) -> None:
+    seeded, mlflow_src, mlflow_dst = pair_seeded, pair.src, pair.dst
+    src_client, dst_client = pair.src_client, pair.dst_client
     out = tmp_path / "exp"
     done = cli("export-experiment", "--experiment", seeded.experiment_name, "--output-dir", str(out),
                "--export-deleted-runs", "True", "--export-permissions", "True", uri=mlflow_src.uri)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from ferry.engine.runs import IMPORT_COMPLETE_TAG, SOURCE_RUN_ID_TAG, export_run, import_run
 from ferry.tracking import ArtifactStore, TrackingClient, tags_of
+from tests.engine.conftest import Pair
 from tests.engine.seed import Seeded, mlmodel_text, run_view
 
 
-def test_run_round_trip_is_field_by_field_equal(seeded: Seeded, src_client: TrackingClient,
-                                                dst_client: TrackingClient, tmp_path: Path, unique: str) -> None:
+def test_run_round_trip_is_field_by_field_equal(pair: Pair, pair_seeded: Seeded, tmp_path: Path,
+                                                unique: str) -> None:
+    seeded, src_client, dst_client = pair_seeded, pair.src_client, pair.dst_client
     exp = dst_client.get_or_create_experiment(f"runs-{unique}")
     for src_id in (seeded.parent, seeded.big, seeded.failed):
         exported = export_run(src_client, src_id, tmp_path / src_id)
