@@ -22,14 +22,19 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from devstack.mlflow_server import MlflowServer
 from devstack.procs import free_port
 from devstack.production import DIRECT_BUCKET
 from devstack.s3 import S3Server
+from ferry.api.job import JobPayload
+from ferry.cli import experiments
 from ferry.errors import InputError
 from ferry.outcome import Counts, Outcome
+from ferry.runner import engines
+from ferry.runner.job import execute, read_spec
 from ferry.storage import layout, spool
 from ferry.storage.location import S3Location
 from ferry.storage.transfer import export_to, finished_exports, import_from, prune
@@ -132,9 +137,9 @@ def test_a_killed_export_is_refused_by_import_and_its_rerun_skips_the_finished_r
     exp_id = client.create_experiment(f"s3-killed-{unique}")
     (tmp_path / "files").mkdir()
     for i in range(3):
-        (tmp_path / "files" / f"part-{i}.bin").write_bytes(os.urandom(300_000))
+        (tmp_path / "files" / f"part-{i}.bin").write_bytes(os.urandom(150_000))
     run_ids = []
-    for i in range(16):
+    for i in range(10):
         run_id = make_run(client, exp_id, f"run-{i}", i * 1_000)
         client.log_param(run_id, "i", str(i))
         client.log_artifacts(run_id, str(tmp_path / "files"))
@@ -192,10 +197,14 @@ def test_bad_destinations_are_one_line_and_write_nothing(
     buckets = {b["Name"] for b in s3.client().list_buckets()["Buckets"]}
 
     def export(target: str, endpoint: str = s3.endpoint_url, **extra: str) -> subprocess.CompletedProcess[str]:
-        return cli("export-experiment", "--experiment", exp_id, "--output-dir", target, "--s3-endpoint-url",
-                   endpoint, env={**env, **extra}, uri=mlflow_src.uri)
+        """The command in this process (a subprocess costs seconds each; the round trip runs those)."""
+        args = ["--experiment", exp_id, "--output-dir", target, "--s3-endpoint-url", endpoint]
+        result = CliRunner().invoke(experiments.export_experiment, args,
+                                    env={**env, "MLFLOW_TRACKING_URI": mlflow_src.uri, **extra})
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
-    wrong = export(url, AWS_SECRET_ACCESS_KEY="not-the-secret")
+    wrong = cli("export-experiment", "--experiment", exp_id, "--output-dir", url, "--s3-endpoint-url",
+                s3.endpoint_url, env={**env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}, uri=mlflow_src.uri)
     one_line(wrong, "access denied", bucket, "AWS_SECRET_ACCESS_KEY")
     assert "not-the-secret" not in wrong.stderr
     one_line(export(f"s3://ferry-missing-{unique}/x"), f"ferry-missing-{unique}", "does not exist")
@@ -259,3 +268,39 @@ def test_prune_keeps_the_newest_finished_exports_and_never_an_unfinished_one(
     import_from(parent.child("nightly-20260103T000000Z"),
                 lambda root: seen.append((root / "experiments.json").read_text()) or Outcome.of(Counts(runs=1)))
     assert json.loads(seen[0])["name"] == "nightly-20260103T000000Z"
+
+
+def test_a_scheduled_export_job_writes_its_own_prefix_prunes_beyond_keep_and_an_import_job_reads_it(
+        mlflow_src: MlflowServer, mlflow_dst: MlflowServer, s3: S3Server, bucket: str, env: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch, unique: str) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "FERRY_SPOOL_DIR"):
+        monkeypatch.setenv(name, env[name])
+    client = MlflowClient(tracking_uri=mlflow_src.uri)
+    exp_name = f"s3-job-{unique}"
+    exp_id = client.create_experiment(exp_name)
+    run_id = make_run(client, exp_id, "only", 0)
+    client.log_param(run_id, "alpha", "1")
+    s3_spec = {"bucket": bucket, "prefix": f"ferry-exports/{unique}/jobs", "endpoint": s3.endpoint_url}
+    spec = {"source": {"trackingUri": mlflow_src.uri}, "objects": {"experiments": [exp_name]},
+            "destination": {"s3": s3_spec}, "schedule": "0 * * * *", "keep": 1}
+    parent = S3Location(bucket=bucket, prefix=s3_spec["prefix"], endpoint=s3.endpoint_url)
+    for stamp in ("20260101T000000Z", "20260101T010000Z"):
+        payload = JobPayload(kind="MlflowExport", name="nightly", namespace="d", spec=spec, keep=1,
+                             storage=parent.child(f"nightly-{stamp}"), output_path=parent.child(f"nightly-{stamp}").url)
+        outcome = execute(engines.ENGINES["MlflowExport"], read_spec(payload), payload, None)
+        assert outcome.phase == "Succeeded" and outcome.counts.runs == 1, outcome
+        assert outcome.path == parent.child(f"nightly-{stamp}").url
+    assert [loc.prefix for loc in finished_exports(parent)] == [parent.child("nightly-20260101T010000Z").prefix]
+
+    source = {"s3": {**s3_spec, "prefix": f"{s3_spec['prefix']}/nightly-20260101T010000Z"}}
+    spec = {"destination": {"trackingUri": mlflow_dst.uri}, "source": source,
+            "target": {"renames": {"experiments": {exp_name: f"{exp_name}-copy"}}}}
+    payload = JobPayload(kind="MlflowImport", name="restore", namespace="d", spec=spec,
+                         storage=S3Location.model_validate(source["s3"]))
+    outcome = execute(engines.ENGINES["MlflowImport"], read_spec(payload), payload, None)
+    assert outcome.phase == "Succeeded" and outcome.counts.runs == 1, outcome
+    dst = TrackingClient(mlflow_dst.uri)
+    exp = dst.get_experiment_by_name(f"{exp_name}-copy")
+    assert exp is not None
+    [copy] = dst.search_runs([exp["experiment_id"]])
+    assert run_view(dst, copy["info"]["run_id"]) == run_view(TrackingClient(mlflow_src.uri), run_id)

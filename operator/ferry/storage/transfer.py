@@ -50,6 +50,16 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".part"))
 
 
+def _in_unfinished_run(path: Path, root: Path) -> bool:
+    """True for a file inside a ``runs/<id>/`` directory that has no ``run.json``."""
+    for parent in path.parents:
+        if parent == root:
+            return False
+        if parent.parent.name == "runs" and not (parent / RUN_FILE).is_file():
+            return True
+    return False
+
+
 class ExportSpool(spools.Spool):
     """Uploads each finished run directory under `root` to the bucket and forgets the local copy."""
 
@@ -85,8 +95,8 @@ class ExportSpool(spools.Spool):
 
     def finished(self, directory: Path) -> None:
         rel = self._rel(directory)
-        if rel is None or not (directory / RUN_FILE).is_file():
-            return
+        if rel in (None, ".") or not (directory / RUN_FILE).is_file():
+            return  # outside the spool, or the whole export is this one run (export-run): it goes last
         files = _files(directory)
         # The completion file last, then the marker: a half-uploaded run has neither.
         files.sort(key=lambda p: p.name == RUN_FILE and p.parent == directory)
@@ -100,7 +110,8 @@ class ExportSpool(spools.Spool):
     def finish(self, outcome: Outcome) -> None:
         """Upload what the engine left in the spool, then the manifest that makes the export finished."""
         for f in _files(self.root):
-            self.bucket.upload(f, f.relative_to(self.root).as_posix())
+            if not _in_unfinished_run(f, self.root):  # a run that failed half-way is listed, not carried
+                self.bucket.upload(f, f.relative_to(self.root).as_posix())
         with self._lock:
             objects = sorted(self._done)
         self.bucket.put_json(layout.MANIFEST, {
