@@ -74,6 +74,12 @@ def test_chart_rbac_rules_are_the_ones_deploy_rbac_grants() -> None:
     assert rules(rbac / "job-role.yaml", "Role") == job_rules
     granted = {(r, v) for rule in operator_rules for r in rule["resources"] for v in rule["verbs"]}
     assert not any(resource == "secrets" for resource, _ in granted), "the operator never reads Secrets"
+    tenants = [doc for doc in yaml.safe_load_all((rbac / "tenant-clusterroles.yaml").read_text())]
+    assert [d["rules"] for d in tenants] == [
+        yaml.safe_load((CHART / "files" / f"{role}-rules.yaml").read_text()) for role in ("edit", "view")]
+    # ...unless the policy asks for labelled credentials Secrets: then their metadata, by name, only.
+    assert yaml.safe_load((CHART / "files" / "operator-secret-rules.yaml").read_text()) == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     assert {v for rule in job_rules for v in rule["verbs"]} == {"patch"}
     assert all(r.endswith("/status") for rule in job_rules for r in rule["resources"])
 
@@ -92,3 +98,40 @@ def test_every_value_is_camel_case_and_commented() -> None:
         if len(match["indent"]) <= 2:  # deeper keys (resources.requests) are described by their parent
             previous = next(lines[i] for i in range(number - 1, -1, -1) if lines[i].strip())
             assert previous.strip().startswith("#"), f"values.yaml:{number + 1}: {key!r} has no comment"
+
+
+def aliases(model: type) -> dict[str, object]:
+    """A model's fields by wire name, sub-models as nested dicts (the shape of a values.yaml block)."""
+    out: dict[str, object] = {}
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        out[info.alias or name] = aliases(sub) if isinstance(sub, type) and hasattr(sub, "model_fields") else None
+    return out
+
+
+def schema_keys(schema: dict) -> dict[str, object]:
+    return {key: schema_keys(sub) if "properties" in sub else None for key, sub in schema["properties"].items()}
+
+
+def test_chart_policy_is_the_operators_policy_with_the_same_defaults() -> None:
+    """values.yaml's policy block, its schema and ferry.controller.policy.Policy name the same fields,
+    and the chart's defaults are the model's (the safe ones)."""
+    import json
+
+    from ferry.controller.policy import Policy
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["policy"]
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["policy"]
+    assert Policy.model_validate(values) == Policy()
+    assert schema_keys(schema) == aliases(Policy)
+
+
+@pytest.mark.parametrize("bad", [
+    {"policy": {"allowedImage": ["registry.example/"]}},  # a typo is refused, not ignored
+    {"policy": {"resources": {"maxMemory": "lots"}}},
+    {"policy": {"serviceAccounts": {"allowOverride": "yes"}}},
+    {"policy": {"credentialsSecretLabel": "not a label"}},
+], ids=lambda bad: str(bad))
+def test_values_schema_refuses_bad_policy_values(tmp_path: Path, bad: dict) -> None:
+    messages = lint(chart_copy_with_values(tmp_path, bad))
+    assert (ERROR, "values.yaml") in messages, messages

@@ -8,15 +8,12 @@ and the users' own resources.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import helm_sdkpy
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from devstack.cluster.logs import read_log
 from devstack.compare import differences, snapshot
@@ -46,20 +43,6 @@ def names_in(api: client.ApiClient, namespace: str, release: str) -> dict[str, l
             for kind, items in listed.items()}
 
 
-@pytest.fixture
-def release(k8s_cluster, k8s_api, unique: str) -> Iterator[tuple[str, str, str]]:
-    """(release, its namespace, the namespace it watches); whatever the test leaves is removed after it."""
-    names = (f"ferry-{unique}", f"ferry-system-{unique}", f"ml-{unique}")
-    core = client.CoreV1Api(k8s_api)
-    core.create_namespace({"metadata": {"name": names[2]}})
-    yield names
-    with contextlib.suppress(helm_sdkpy.HelmError):
-        uninstall(k8s_cluster.kubeconfig, names[1], names[0])
-    for namespace in names[1:]:
-        with contextlib.suppress(ApiException):
-            core.delete_namespace(namespace)
-
-
 def test_chart_installs_an_operator_that_exports_and_imports(k8s_cluster, k8s_api, mlflow_src, mlflow_dst,
                                                              release: tuple[str, str, str], unique: str) -> None:
     release, system, ml = release
@@ -84,7 +67,8 @@ def test_chart_installs_an_operator_that_exports_and_imports(k8s_cluster, k8s_ap
     made = names_in(k8s_api, system, release)
     fullname = f"{release}-mlflow-ferry"
     assert made["deployments"] == [f"{system}/{fullname}"]
-    assert made["clusterroles"] == [f"/{fullname}"] and made["clusterrolebindings"] == [f"/{fullname}"]
+    assert made["clusterroles"] == [f"/{fullname}", f"/{fullname}-edit", f"/{fullname}-view"]
+    assert made["clusterrolebindings"] == [f"/{fullname}"]
     assert made["serviceaccounts"] == sorted([f"{system}/{fullname}", f"{system}/{fullname}-job", f"{ml}/{fullname}-job"])
 
     (pod,) = core.list_namespaced_pod(system, label_selector=f"app.kubernetes.io/instance={release}").items

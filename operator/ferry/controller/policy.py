@@ -71,12 +71,13 @@ class ResourcePolicy(WireModel):
     allow_node_selector: bool = Field(default=True, description="Let spec.job.nodeSelector choose nodes.")
     allow_tolerations: bool = Field(default=True, description="Let spec.job.tolerations reach tainted nodes.")
 
-    @field_validator("max_cpu", "max_memory")
+    @field_validator("max_cpu", "max_memory", mode="before")
     @classmethod
     def _quantity(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_quantity(value)  # ValueError: pydantic reports the field
-        return value
+        if value in ("", None):
+            return None  # the chart's way of saying "no cap"
+        parse_quantity(value)  # ValueError: pydantic reports the field
+        return str(value)
 
 
 class Policy(WireModel):
@@ -114,6 +115,11 @@ class Policy(WireModel):
     )
     resources: ResourcePolicy = Field(default_factory=ResourcePolicy,
                                       description="Caps on the Job's resources and placement.")
+
+    @field_validator("credentials_secret_label", mode="before")
+    @classmethod
+    def _label(cls, value: str | None) -> str | None:
+        return value or None  # the chart's "" is "no label required"
 
 
 def violations(spec: BaseModel, policy: Policy, default_image: str,
