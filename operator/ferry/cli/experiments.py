@@ -35,6 +35,8 @@ def mlflow3_objects(fn: Any) -> Any:
 
 RUN_START_TIME_HELP = ("Only export runs started after this UTC time (inclusive). "
                        "Format: YYYY-MM-DD or YYYY-MM-DD HH:MM:SS.")
+RUNS_UNTIL_HELP = ("Only export runs started before this UTC time (exclusive). Use with --run-start-time to "
+                   "define a time window. Format: YYYY-MM-DD or YYYY-MM-DD HH:MM:SS.")
 
 
 @command("Exports an experiment to a directory.")
@@ -43,6 +45,7 @@ RUN_START_TIME_HELP = ("Only export runs started after this UTC time (inclusive)
 @text("--run-ids", "List of run IDs to export (comma seperated).")
 @boolean("--export-permissions", "Export Databricks permissions.")
 @text("--run-start-time", RUN_START_TIME_HELP)
+@text("--runs-until", RUNS_UNTIL_HELP)
 @boolean("--export-deleted-runs", "Export deleted runs.")
 @boolean("--check-nested-runs", "Check if run in the 'run-ids' option is a parent of nested runs and export "
                                 "all the nested runs.")
@@ -51,16 +54,18 @@ RUN_START_TIME_HELP = ("Only export runs started after this UTC time (inclusive)
 @workers_and_quiet
 @one_line_errors
 def export_experiment(experiment: str, output_dir: str, run_ids: str | None, export_permissions: bool,
-                      run_start_time: str | None, export_deleted_runs: bool, check_nested_runs: bool,
+                      run_start_time: str | None, runs_until: str | None, export_deleted_runs: bool,
+                      check_nested_runs: bool,
                       notebook_formats: str, include_logged_models: bool, include_traces: bool,
                       traces_since: str | None, workers: int, quiet: bool) -> None:
     warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
-    exp_engine.parse_run_start_time(run_start_time)
+    exp_engine.run_window(run_start_time, runs_until)
     since = exp_engine.parse_run_start_time(traces_since, "--traces-since")
     client = TrackingClient(tracking_uri())
     done = exp_engine.export_experiment(
         client, experiment, Path(output_dir), run_ids=split_list(run_ids) or None, run_start_time=run_start_time,
-        export_deleted_runs=export_deleted_runs, check_nested_runs=check_nested_runs, workers=workers,
+        runs_until=runs_until, export_deleted_runs=export_deleted_runs, check_nested_runs=check_nested_runs,
+        workers=workers,
         include_logged_models=include_logged_models, include_traces=include_traces,
         traces_since=since,
         tracker=Tracker(terminal_sink("export-experiment", quiet=quiet)))
@@ -98,6 +103,7 @@ def import_experiment(experiment_name: str, input_dir: str, import_permissions: 
 @directory("--output-dir", "Output directory.")
 @boolean("--export-permissions", "Export Databricks permissions.")
 @text("--run-start-time", RUN_START_TIME_HELP)
+@text("--runs-until", RUNS_UNTIL_HELP)
 @boolean("--export-deleted-runs", "Export deleted runs.")
 @text("--notebook-formats", NOTEBOOK_FORMATS_HELP, default="")
 @boolean("--use-threads", "Process in parallel using threads (see --workers).")
@@ -105,18 +111,19 @@ def import_experiment(experiment_name: str, input_dir: str, import_permissions: 
 @workers_and_quiet
 @one_line_errors
 def export_experiments(experiments: str, output_dir: str, export_permissions: bool, run_start_time: str | None,
-                       export_deleted_runs: bool, notebook_formats: str, use_threads: bool,
+                       runs_until: str | None, export_deleted_runs: bool, notebook_formats: str, use_threads: bool,
                        include_logged_models: bool, include_traces: bool, traces_since: str | None, workers: int,
                        quiet: bool) -> None:
     warn_databricks_only(export_permissions=export_permissions, notebook_formats=notebook_formats)
-    exp_engine.parse_run_start_time(run_start_time)
+    exp_engine.run_window(run_start_time, runs_until)
     since = exp_engine.parse_run_start_time(traces_since, "--traces-since")
     client = TrackingClient(tracking_uri())
     bulk = experiments_bulk.export_experiments(
-        client, experiments, Path(output_dir), run_start_time=run_start_time, export_deleted_runs=export_deleted_runs,
+        client, experiments, Path(output_dir), run_start_time=run_start_time, runs_until=runs_until,
+        export_deleted_runs=export_deleted_runs,
         workers=workers, tracker=Tracker(terminal_sink("export-experiments", quiet=quiet)),
         options={"experiments": experiments, "output_dir": output_dir, "run_start_time": run_start_time,
-                 "export_deleted_runs": export_deleted_runs, "use_threads": use_threads},
+                 "runs_until": runs_until, "export_deleted_runs": export_deleted_runs, "use_threads": use_threads},
         include_logged_models=include_logged_models, include_traces=include_traces,
         traces_since=since)
     counts = bulk.counts

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from ferry.cli import registry_options as opts
+from ferry.engine import experiments, models_bulk
 from ferry.engine import models as engine
 from ferry.engine import webhooks as hooks
-from ferry.engine import models_bulk
 from ferry.options import ExportOptions
 from ferry.outcome import Outcome
 
@@ -68,8 +68,10 @@ def import_model(ctx: opts.Context, input_dir: str, model: str | None, experimen
 @opts.flag("--export-all-runs", "Export every run of the versions' experiments, not only the versions' runs.")
 @opts.flag("--export-version-model", "Also export each version's registered MLflow model files.")
 @opts.flag("--export-deleted-runs", "Export deleted runs.")
-@click.option("--run-start-time", help="Only export runs started at or after this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
-@click.option("--runs-until", help="Only export runs started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
+@click.option("--run-start-time", help="With --export-all-runs: only export runs started at or after this UTC time "
+              "(YYYY-MM-DD[ HH:MM:SS]).")
+@click.option("--runs-until", help="With --export-all-runs: only export runs started before this UTC time, "
+              "exclusive (YYYY-MM-DD[ HH:MM:SS]).")
 @opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
 @click.option("--webhooks", help="Also export the registry's webhooks (MLflow 3.3 and later): 'all' or names "
               "(comma separated), written under webhooks/ without their signing secrets. Default: none.")
@@ -79,13 +81,12 @@ def import_model(ctx: opts.Context, input_dir: str, model: str | None, experimen
 def export_models(ctx: opts.Context, models: str, output_dir: str, stages: str | None, export_latest_versions: bool,
                   export_all_runs: bool, export_version_model: bool, export_deleted_runs: bool,
                   run_start_time: str | None, runs_until: str | None, use_threads: bool, webhooks: str | None):
-    if runs_until:
-        raise opts.UsageError("--runs-until is not supported: use --run-start-time")
+    experiments.run_window(run_start_time, runs_until)  # a bad time fails before anything is read
     options = ExportOptions(stages=engine.parse_stages(stages), export_latest_versions=export_latest_versions,
                             export_version_model=export_version_model, export_deleted_runs=export_deleted_runs,
                             run_start_time=run_start_time)
     done = models_bulk.export_models(ctx.client(), opts.names_argument(models), output_dir, options,
-                                     export_all_runs=export_all_runs, workers=ctx.workers,
+                                     export_all_runs=export_all_runs, runs_until=runs_until, workers=ctx.workers,
                                      progress=ctx.progress("export-models"))
     return with_webhooks(done, lambda: hooks.export_webhooks(ctx.client(), Path(output_dir) / hooks.WEBHOOKS_DIR,
                                                              _webhook_names(webhooks)) if webhooks else None)

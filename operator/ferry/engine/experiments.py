@@ -88,15 +88,28 @@ def parse_run_start_time(value: str | int | None, flag: str = "--run-start-time"
     return int(dt.timestamp() * 1000)
 
 
+def run_window(run_start_time: str | int | None, runs_until: str | int | None) -> str | None:
+    """The runs/search filter of the peer's time window: started at or after the start, before the end."""
+    start_ms = parse_run_start_time(run_start_time)
+    until_ms = parse_run_start_time(runs_until, "--runs-until")
+    bounds = ([f"attributes.start_time >= {start_ms}"] if start_ms else []) + \
+        ([f"attributes.start_time < {until_ms}"] if until_ms else [])
+    return " AND ".join(bounds) or None
+
+
 def export_experiment(client: TrackingClient, experiment: str, out_dir: Path, *,
                       run_ids: Sequence[str] | None = None, run_start_time: str | int | None = None,
+                      runs_until: str | int | None = None,
                       export_deleted_runs: bool = False, check_nested_runs: bool = False,
                       include_artifacts: bool = True, workers: int = 4,
                       tracker: Tracker | None = None, include_logged_models: bool = True,
                       include_traces: bool = True, traces_since: int | None = None) -> ExperimentExport:
     """Export experiment `experiment` (name or id) to `out_dir`: experiment.json + runs/<id>/, and
-    its MLflow 3 objects (logged models, traces) beside them (`ferry.engine.experiment_objects`)."""
-    start_ms = parse_run_start_time(run_start_time)
+    its MLflow 3 objects (logged models, traces) beside them (`ferry.engine.experiment_objects`).
+
+    Without `run_ids`, the runs started in ``[run_start_time, runs_until)`` (either end open when unset).
+    """
+    window = run_window(run_start_time, runs_until)
     exp = client.find_experiment(experiment)
     exp_id = str(exp["experiment_id"])
     result = ExperimentExport(exp_id, exp["name"], out_dir)
@@ -105,8 +118,7 @@ def export_experiment(client: TrackingClient, experiment: str, out_dir: Path, *,
     if run_ids:
         selected = _selected_runs(client, exp_id, run_ids, check_nested_runs, result)
     else:
-        selected = client.search_runs([exp_id], filter=f"attributes.start_time >= {start_ms}" if start_ms else None,
-                                      run_view_type=view)
+        selected = client.search_runs([exp_id], filter=window, run_view_type=view)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="export") as pool:
         for page in _slices(selected, SLICE):
             if not export_deleted_runs:

@@ -81,8 +81,9 @@ def resolve_experiments(client: TrackingClient, spec: str | Sequence[str],
 
 
 def export_experiments(client: TrackingClient, experiments: str | Sequence[str], out_dir: Path, *,
-                       run_start_time: str | int | None = None, export_deleted_runs: bool = False,
-                       include_artifacts: bool = True, workers: int = 4, tracker: Tracker | None = None,
+                       run_start_time: str | int | None = None, runs_until: str | int | None = None,
+                       export_deleted_runs: bool = False, include_artifacts: bool = True, workers: int = 4,
+                       tracker: Tracker | None = None,
                        options: Mapping[str, Any] | None = None, include_logged_models: bool = True,
                        include_traces: bool = True, traces_since: int | None = None) -> BulkExport:
     """Export experiments into ``<out_dir>/<experiment_id>/`` plus ``experiments.json``."""
@@ -92,7 +93,7 @@ def export_experiments(client: TrackingClient, experiments: str | Sequence[str],
         exp_id = str(exp["experiment_id"])
         try:
             result.experiments.append(export_experiment(
-                client, exp_id, out_dir / exp_id, run_start_time=run_start_time,
+                client, exp_id, out_dir / exp_id, run_start_time=run_start_time, runs_until=runs_until,
                 export_deleted_runs=export_deleted_runs, include_artifacts=include_artifacts,
                 workers=workers, tracker=tracker, include_logged_models=include_logged_models,
                 include_traces=include_traces, traces_since=traces_since))

@@ -84,12 +84,17 @@ class _Totals:
 
 def export_models(client: TrackingClient, names: str | Sequence[str], output_dir: str | Path,
                   options: ExportOptions | None = None, *, export_all_runs: bool = False,
-                  workers: int = DEFAULT_WORKERS, progress: ProgressSink | None = None) -> Outcome:
-    """Export models and their versions' runs (grouped by experiment) in the peer's bulk layout."""
+                  runs_until: str | int | None = None, workers: int = DEFAULT_WORKERS,
+                  progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
+    """Export models and their versions' runs (grouped by experiment) in the peer's bulk layout.
+
+    `runs_until` (exclusive) and ``options.run_start_time`` bound the runs only with `export_all_runs`,
+    where the experiments' runs are searched; the versions' own runs are always exported.
+    """
     options = options or ExportOptions()
     out = Path(output_dir)
     registry = Registry(client)
-    tracker = Tracker(progress)
+    tracker = tracker or Tracker(progress)
     totals = _Totals()
     models, prompts = choose_models(registry, names)
     for name in prompts:
@@ -108,7 +113,8 @@ def export_models(client: TrackingClient, names: str | Sequence[str], output_dir
         try:
             done = experiments.export_experiment(
                 client, exp_id, out / EXPERIMENTS_DIR / exp_id, run_ids=None if export_all_runs else run_ids,
-                run_start_time=options.run_start_time, export_deleted_runs=options.export_deleted_runs,
+                run_start_time=options.run_start_time, runs_until=runs_until,
+                export_deleted_runs=options.export_deleted_runs,
                 workers=workers, tracker=tracker)
         except FerryError as err:
             totals.fail(f"experiment {exp_id}", err)
