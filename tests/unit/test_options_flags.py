@@ -16,6 +16,7 @@ import click
 import pytest
 from pydantic import BaseModel
 
+from ferry.cli import all as server
 from ferry.cli import copy, experiments, kiroframe, model_versions, models, runs
 from ferry.cli.options import split_list
 from ferry.kiroframe.settings import KiroframeSettings
@@ -27,6 +28,7 @@ MLFLOW_COMMANDS: tuple[click.Command, ...] = (
     experiments.export_experiments, experiments.import_experiments,
     models.export_model, models.import_model, models.export_models, models.import_models,
     model_versions.export_model_version, model_versions.import_model_version, model_versions.copy_model_version,
+    server.export_all, server.import_all,
 )  # fmt: skip
 OPTION_MODELS: dict[type[BaseModel], tuple[click.Command, ...]] = {
     ExportOptions: MLFLOW_COMMANDS,
