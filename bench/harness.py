@@ -13,13 +13,14 @@ import shutil
 import statistics
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.measure import Sample, run_measured
 from bench.stage import Stage
 
 Argv = Callable[[Path, int], list[str]]   # (repetition dir, repetition index) -> argv
+Check = Callable[[Path, int], str | None]  # (repetition dir, repetition index) -> what is wrong, or None
 TOTAL = "total"
 
 
@@ -28,6 +29,8 @@ class Step:
     label: str
     argv: Argv
     tracking_uri: str
+    # Looks at what the step left (unmeasured): a tool that exits 0 without doing the work is failed.
+    check: Check | None = None
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,13 @@ def run_case(case: Case, stage: Stage, work: Path, *, warmup: int, repeats: int,
             env = {**os.environ, "MLFLOW_TRACKING_URI": step.tracking_uri, "PYTHONUNBUFFERED": "1"}
             sample = run_measured(step.argv(rep_dir, rep), env=env, log_path=rep_dir / f"{step.label}.log",
                                   logs=stage.access_logs(), server_pids=stage.server_pids(), cwd=rep_dir)
+            ran = sample.ok
+            if ran and step.check is not None:
+                sample = _checked(sample, step.check(rep_dir, rep))
             samples.append(sample)
             if rep >= 0:
                 measured[step.label].samples.append(sample)
-            if not sample.ok:
+            if not ran:
                 break
         phase = "warm-up" if rep < 0 else f"run {rep + 1}/{repeats}"
         total = _total(samples)
@@ -118,6 +124,11 @@ def run_case(case: Case, stage: Stage, work: Path, *, warmup: int, repeats: int,
     if len(case.steps) > 1:
         results.append(totals)
     return results
+
+
+def _checked(sample: Sample, problem: str | None) -> Sample:
+    """The sample, failed with `problem` if its check found one (the next step still runs)."""
+    return sample if problem is None else replace(sample, returncode=1, error=problem)
 
 
 def _slug(text: str) -> str:

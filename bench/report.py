@@ -117,6 +117,14 @@ def _versus_lower_bound(results: Sequence[Measured], step: str, what: str) -> Ta
                   None if value is None else value <= 1.5, note)
 
 
+def _versus_trace_bound(results: Sequence[Measured]) -> Target:
+    ours, bound = _case_total(results, "traces", FERRY), _find(results, "traces", LOWER_BOUND, "copy")
+    value = ours.seconds / bound.seconds if ours and bound else None
+    note = (f"ferry {ours.seconds:.2f} s, {ours.median('requests'):.0f} req; bound {bound.seconds:.2f} s, "
+            f"{bound.median('requests'):.0f} req" if ours and bound else "")
+    return Target("ferry traces export + import / raw REST lower bound (time)", "-", value, None, note)
+
+
 def _memory(results: Sequence[Measured]) -> Target:
     one, ten = _find(results, "memory 1x", FERRY, "export"), _find(results, "memory 10x", FERRY, "export")
     value = ten.median("peak_rss_mb") / one.median("peak_rss_mb") if one and ten else None
@@ -141,6 +149,8 @@ def targets(results: Sequence[Measured], scenarios: Sequence[str], extra: Sequen
         (("experiment", "lower-bound"), lambda: _versus_lower_bound(results, "runs+artifacts",
                                                                     "runs, metrics and artifact files")),
         (("memory",), lambda: _memory(results)),
+        (("traces",), lambda: _speedup(results, f"traces export + import, speed-up over {mei}", "traces", mei, None)),
+        (("traces",), lambda: _versus_trace_bound(results)),
     ]
     return [make() for needs, make in wanted if set(needs) <= set(scenarios)] + list(extra)
 

@@ -7,6 +7,8 @@
 - ``lower-bound``: the raw REST reads an experiment export cannot avoid
 - ``memory``: ferry's export of 10 000 runs vs 1 000 runs of the same shape (peak RSS)
 - ``operator``: 200 MlflowExports applied at once on the real control plane (`bench.operator_load`)
+- ``traces``: export-traces + import-traces of 5 000 traces of 5 spans (ferry vs mlflow-export-import),
+  and the raw REST lower bound of copying them (`bench/trace_lower_bound.py`)
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench import tools
+from bench import tools, trace_checks
 from bench.harness import Case, Step
 from bench.stage import KIROFRAME_TOKEN, Stage
 from devstack.workload import GROUP, Workload, scaled
 
-SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound", "memory", "operator")
+SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound", "memory", "operator",
+             "traces")
+TRACES, TRACE_SPANS = 5000, 5
+TRACE_EXPERIMENT = "traces-5k"
 QUICK_SCENARIOS = ("experiment", "kiroframe-export", "kiroframe-push", "lower-bound")
 
 
@@ -55,10 +60,11 @@ def _short(tool: tools.Tool) -> str:
     return "ferry" if tool is tools.FERRY else "peer"
 
 
-def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_runs: int) -> list[Case]:
+def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_runs: int, *,
+          traces: int = TRACES) -> list[Case]:
     """The cases to run, in order; seeding and starting servers as the scenarios need them."""
     cases: list[Case] = []
-    wants_src = set(scenarios) - {"memory", "operator"}
+    wants_src = set(scenarios) - {"memory", "operator", "traces"}
     if wants_src:
         seeded = stage.seed("src", workload)
         src = stage.server("src").uri
@@ -81,6 +87,8 @@ def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_r
         ]
     if "memory" in scenarios:
         cases += _memory_cases(stage, memory_runs)
+    if "traces" in scenarios:
+        cases += _trace_cases(stage, traces)
     return cases
 
 
@@ -111,4 +119,42 @@ def _memory_cases(stage: Stage, runs: int) -> list[Case]:
         cases.append(Case(label, tools.FERRY.name, (
             Step("export", lambda d, _, e=experiment: tools.export_experiment(tools.FERRY, e, d / "export"), uri),
         )))
+    return cases
+
+
+def _trace_cases(stage: Stage, count: int) -> list[Case]:
+    """Both tools and the bound on servers of their own; each step's result is checked, not assumed.
+
+    mlflow-export-import's import-traces logs its errors and exits 0, and its export-traces writes
+    span data only for traces MLflow also uploaded as artifacts: a step that exits 0 is checked
+    for the traces (and spans) it should have carried before it counts as done.
+    """
+    seeded = stage.seed_traces("traces-src", TRACE_EXPERIMENT, count, TRACE_SPANS)
+    src, dst = seeded.uri, stage.server("traces-dst").uri
+    out: Callable[[Path], Path] = lambda rep_dir: rep_dir / "export"  # noqa: E731
+    cases = []
+    peer_seen: dict[str, int] = {}   # the peer's traces in the destination, both its cases
+    for tool in (tools.FERRY, tools.MLFLOW_EXPORT_IMPORT):
+        name = (lambda rep, t=tool: f"{TRACE_EXPERIMENT}-{_short(t)}-{rep}") if tool is tools.FERRY else (
+            lambda rep: TRACE_EXPERIMENT)   # the peer imports into the source experiment's name
+        before: dict[str, int] = {} if tool is tools.FERRY else peer_seen
+        cases.append(Case("traces", tool.name, (
+            Step("export", lambda d, _, t=tool: tools.export_traces(t, seeded.experiment_id, out(d)), src,
+                 check=lambda d, _: trace_checks.exported(out(d), count, TRACE_SPANS)),
+            Step("import", lambda d, rep, t=tool, n=name: tools.import_traces(
+                t, out(d), n(rep) if t is tools.FERRY else None), dst,
+                 check=lambda d, rep, n=name, b=before: trace_checks.imported(dst, n(rep), count, d / "import.log",
+                                                                               b)),
+        )))
+    # The peer's import-traces on an export with every trace's span data (ferry's, same layout).
+    ferry_out: Callable[[Path], Path] = lambda d: d.parent.parent / "ferry" / d.name / "export"  # noqa: E731
+    cases.append(Case("traces", f"{tools.MLFLOW_EXPORT_IMPORT.name} (import of ferry's export)", (
+        Step("import", lambda d, _: tools.import_traces(tools.MLFLOW_EXPORT_IMPORT, ferry_out(d)), dst,
+             check=lambda d, _: trace_checks.imported(dst, TRACE_EXPERIMENT, count, d / "import.log", peer_seen)),
+    )))
+    cases.append(Case("traces", tools.LOWER_BOUND.name, (
+        Step("copy", lambda d, rep: tools.trace_lower_bound(src, TRACE_EXPERIMENT, dst, f"{TRACE_EXPERIMENT}-bound-{rep}"),
+             src, check=lambda d, rep: trace_checks.imported(dst, f"{TRACE_EXPERIMENT}-bound-{rep}", count,
+                                                              d / "copy.log", {})),
+    )))
     return cases

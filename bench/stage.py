@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.measure import AccessLog
 from devstack.mlflow_server import MlflowServer
+from devstack.trace_workload import SeededTraces, seed_traces
 from devstack.workload import Seeded, Workload, seed
 
 KIROFRAME_TOKEN = "bench-token"
@@ -45,6 +46,7 @@ class Stage:
     workers: int = 4
     servers: dict[str, MlflowServer] = field(default_factory=dict)
     seeded: dict[str, Seeded] = field(default_factory=dict)
+    seeded_traces: dict[str, SeededTraces] = field(default_factory=dict)
     kiroframe: object | None = None   # devstack.kiroframe.KiroframeStandIn when available
 
     def server(self, role: str, *, local_artifacts: bool = False) -> MlflowServer:
@@ -64,6 +66,13 @@ class Stage:
         if key not in self.seeded:
             self.seeded[key] = seed(self.server(role).uri, workload)
         return self.seeded[key]
+
+    def seed_traces(self, role: str, experiment: str, traces: int, spans: int) -> SeededTraces:
+        """`traces` traces of `spans` spans in `experiment` on the `role` server, seeded once."""
+        key = f"{role}:{experiment}"
+        if key not in self.seeded_traces:
+            self.seeded_traces[key] = seed_traces(self.server(role).uri, experiment, traces, spans)
+        return self.seeded_traces[key]
 
     def kiroframe_url(self) -> str | None:
         """The stand-in's URL, started on first use; None if devstack has no stand-in."""

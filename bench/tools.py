@@ -61,3 +61,18 @@ def lower_bound(tracking_uri: str, experiment: str, artifacts_to: Path | None = 
     # By path: the tools run in their output directory, where the `bench` package is not importable.
     argv = [sys.executable, str(REPO / "bench" / "lower_bound.py"), "--uri", tracking_uri, "--experiment", experiment]
     return argv + (["--artifacts-to", str(artifacts_to)] if artifacts_to else [])
+
+
+def export_traces(tool: Tool, experiment_id: str, out: Path) -> list[str]:
+    return [tool.command("export-traces"), "--experiment-ids", experiment_id, "--output-dir", str(out)]
+
+
+def import_traces(tool: Tool, src: Path, experiment: str | None = None) -> list[str]:
+    # The peer's import-traces has no --experiment-name: each trace goes to its source experiment's name.
+    return [tool.command("import-traces"), "--input-dir", str(src)] + (
+        ["--experiment-name", experiment] if experiment else [])
+
+
+def trace_lower_bound(tracking_uri: str, experiment: str, dst_uri: str, dst_experiment: str) -> list[str]:
+    return [sys.executable, str(REPO / "bench" / "trace_lower_bound.py"), "--uri", tracking_uri,
+            "--experiment", experiment, "--dst-uri", dst_uri, "--dst-experiment", dst_experiment]
