@@ -54,6 +54,19 @@ class Selection(WireModel):
         description="MLflow 3 evaluation datasets by name, each with every record; '*' (or 'all') means every "
         "dataset. Written under evaluation_datasets/.",
     )
+    logged_models: list[str] = Field(
+        default_factory=list,
+        description="MLflow 3 logged models by id (m-...), each with its params, metrics, tags and files, whether "
+        "or not a registered version points at it; '*' (or 'all') means every logged model of every experiment. "
+        "Written under logged_models/ (export-logged-models' layout); an import puts each into the experiment of "
+        "its source's name, on the imported run that produced it. An experiment's export carries its own.",
+    )
+    traces: list[str] = Field(
+        default_factory=list,
+        description="MLflow 3 traces by id (tr-...), each with its spans and assessments; '*' (or 'all') means "
+        "every trace of every experiment. Written under traces/ (export-traces' layout); an import puts each into "
+        "the experiment of its source's name. An experiment's export carries its own.",
+    )
     webhooks: list[str] = Field(
         default_factory=list,
         description="Model registry webhooks (MLflow 3.3 and later) by name; '*' (or 'all') means every webhook. "
@@ -64,7 +77,7 @@ class Selection(WireModel):
     @property
     def empty(self) -> bool:
         return not (self.experiments or self.run_ids or self.models or self.model_versions or self.prompts
-                    or self.evaluation_datasets or self.webhooks)
+                    or self.evaluation_datasets or self.logged_models or self.traces or self.webhooks)
 
 
 class ExportOptions(WireModel):

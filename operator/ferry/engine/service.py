@@ -10,13 +10,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ferry.engine import evaluation_datasets, experiments, experiments_bulk, models_bulk, prompts, webhooks
+from ferry.engine import (
+    evaluation_datasets,
+    experiments,
+    experiments_bulk,
+    models_bulk,
+    prompts,
+    selected_objects,
+    webhooks,
+)
 from ferry.engine import runs as run_engine
 from ferry.engine.files import read_export_file
-from ferry.engine.layout import DATASETS_DIR, PROMPTS_DIR, RUNS_DIR, not_carried, with_not_carried
+from ferry.engine.layout import (
+    DATASETS_DIR,
+    LOGGED_MODELS_DIR,
+    PROMPTS_DIR,
+    RUNS_DIR,
+    TRACES_DIR,
+    not_carried,
+    with_not_carried,
+)
+from ferry.engine.logged_models_bulk import INDEX_FILE as LOGGED_MODELS_INDEX
+from ferry.engine.traces import TRACES_FILE
 from ferry.errors import FerryError, InputError
 from ferry.options import ALL, ExportOptions, ImportOptions, ImportTarget, Renames, Selection
-from ferry.outcome import Counts, Outcome
+from ferry.outcome import Counts, Outcome, Phase
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking import TrackingClient
 
@@ -26,7 +44,9 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
     """Export `selection` from the server at `uri` into `out_dir` (resumable: rerun into the same dir).
 
     Layout: experiments in the peer's bulk layout (``experiments.json`` + ``<experiment_id>/``),
-    single runs under ``runs/<run_id>/``, models and versions as their engine writes them.
+    single runs under ``runs/<run_id>/``, models and versions as their engine writes them, logged
+    models and traces selected by id under ``logged_models/`` and ``traces/`` (the peer's
+    export-logged-models and export-traces layouts).
     """
     client = TrackingClient(uri)
     tracker = Tracker(on_progress)
@@ -59,9 +79,29 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
     if selection.evaluation_datasets:
         parts.append(evaluation_datasets.export_evaluation_datasets(
             client, out_dir / DATASETS_DIR, _names(selection.evaluation_datasets), workers=workers))
+    if selection.logged_models:
+        parts.append(selected_objects.export_logged_models(client, _names(selection.logged_models),
+                                                           out_dir / LOGGED_MODELS_DIR, tracker=tracker))
+    if selection.traces:
+        parts.append(selected_objects.export_traces(client, _names(selection.traces), out_dir / TRACES_DIR,
+                                                    tracker=tracker))
     if selection.webhooks:
         parts.append(webhooks.export_webhooks(client, out_dir / webhooks.WEBHOOKS_DIR, _names(selection.webhooks)))
-    return Outcome.combine(parts, path=str(out_dir))
+    return cut_short(Outcome.combine(parts, path=str(out_dir)), client)
+
+
+def cut_short(outcome: Outcome, client: TrackingClient) -> Outcome:
+    """Failed, not PartiallyFailed, when the server could not be reached during the work.
+
+    PartiallyFailed says a rerun would not change what is listed, so a Job does not retry it.
+    Objects that failed because the server went away are carried by a rerun (an export resumes
+    from its completion markers, an import is idempotent), so the work is Failed and the Job's
+    backoffLimit brings it to its end.
+    """
+    if outcome.phase is not Phase.PARTIALLY_FAILED or not client.transport.unreachable:
+        return outcome
+    message = f"{outcome.message}; MLflow at {client.uri} could not be reached: a rerun carries the rest"
+    return outcome.model_copy(update={"phase": Phase.FAILED, "message": message})
 
 
 def _names(names: list[str]) -> str | list[str]:
@@ -88,8 +128,8 @@ def with_descendants(client: TrackingClient, run_ids: list[str]) -> list[str]:
 def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: ImportTarget | None = None, *,
                    workers: int = 4, on_progress: ProgressSink | None = None,
                    webhook_secrets: Path | None = None) -> Outcome:
-    """Import whatever `in_dir` holds (experiments with their logged models and traces, runs, models,
-    prompts, evaluation datasets, webhooks) into `uri`.
+    """Import whatever `in_dir` holds (experiments with their logged models and traces, runs, logged
+    models and traces selected by id, models, prompts, evaluation datasets, webhooks) into `uri`.
 
     `target` names the destination objects; unset, they keep their source names. `webhook_secrets`
     is a file or directory of the webhooks' signing secrets (`ferry.engine.webhooks.load_secrets`).
@@ -128,6 +168,14 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
     elif run_dirs:
         found = True
         parts.append(_import_runs(client, run_dirs, target.experiment_name or "", options, tracker))
+    if (in_dir / LOGGED_MODELS_DIR / LOGGED_MODELS_INDEX).is_file() and not one_experiment:
+        found = True
+        parts.append(selected_objects.import_logged_models(client, in_dir / LOGGED_MODELS_DIR,
+                                                           renames=renames.experiments,
+                                                           mlmodel_fix=options.mlmodel_fix, tracker=tracker))
+    if (in_dir / TRACES_DIR / TRACES_FILE).is_file() and not one_experiment:
+        found = True
+        parts.append(selected_objects.import_traces(client, in_dir / TRACES_DIR, renames=renames.experiments))
     if models_bulk.holds_models(in_dir):
         found = True
         parts.append(models_bulk.import_directory(client, in_dir, options, target, workers=workers,
@@ -144,7 +192,7 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
         parts.append(webhooks.import_webhooks(client, in_dir / webhooks.WEBHOOKS_DIR, secrets=secrets))
     if not found:
         raise InputError(f"{in_dir} is not an export: no experiments.json, experiment.json, run.json or model files")
-    return with_not_carried(Outcome.combine(parts, path=str(in_dir)), not_carried(in_dir))
+    return cut_short(with_not_carried(Outcome.combine(parts, path=str(in_dir)), not_carried(in_dir)), client)
 
 
 def _import_runs(client: TrackingClient, run_dirs: list[Path], experiment_name: str, options: ImportOptions,
