@@ -23,6 +23,7 @@ from devstack.trace_workload import SeededTraces, seed_traces
 from devstack.workload import Seeded, Workload, seed
 
 KIROFRAME_TOKEN = "bench-token"
+START_TIMEOUT = 600.0  # seconds for a server to answer; minutes on a machine busy with other work
 
 
 @contextlib.contextmanager
@@ -55,9 +56,9 @@ class Stage:
             server = MlflowServer(root=self.root / role, workers=self.workers)
             if local_artifacts:
                 with environ(MLFLOW_DEFAULT_ARTIFACT_ROOT=str(self.root / role / "local-store")):
-                    server.start()
+                    server.start(timeout=START_TIMEOUT)
             else:
-                server.start()
+                server.start(timeout=START_TIMEOUT)
             self.servers[role] = server
         return self.servers[role]
 
