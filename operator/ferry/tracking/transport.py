@@ -118,6 +118,9 @@ class Transport:
         self.uri = uri.rstrip("/")
         self.settings = settings or TrackingSettings()
         self._local = threading.local()
+        # Set once a request gave up on reaching the server (refused, reset, timed out after the
+        # retries): whatever failed since may have failed for want of the server, not by itself.
+        self.unreachable = False
 
     @property
     def session(self) -> requests.Session:
@@ -168,6 +171,7 @@ class Transport:
                     if response.status_code in RETRY_STATUSES:
                         raise _RetryableStatus(response)
         except (requests.ConnectionError, requests.Timeout) as err:
+            self.unreachable = True
             raise ServerError(f"cannot reach MLflow at {self.uri}: {_reason(err)}") from None
         except _RetryableStatus as err:
             response = err.response
