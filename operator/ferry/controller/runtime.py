@@ -7,6 +7,7 @@ fake clock and run every decision against a real API server, or call the decisio
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,18 @@ class Controller:
 
     def __post_init__(self) -> None:
         self.executor = self.executor or Executor(self.kube)
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, kind: str, namespace: str, name: str) -> threading.Lock:
+        """One lock per resource, held while its status is decided and written.
+
+        A resource's own watch event and its Job's are handled in different threads, and after a
+        restart both arrive at once for a Job that finished while the operator was away: without
+        the lock both would read the Job unrecorded and report its result twice.
+        """
+        with self._locks_guard:
+            return self._locks.setdefault((kind, namespace, name), threading.Lock())
 
     def _run(self, resource: Resource, actions: list[Any]) -> None:
         assert self.executor is not None
@@ -47,8 +60,9 @@ class Controller:
     def reconcile(self, kind: Kind, body: dict[str, Any], *, look_at_job: bool = False) -> None:
         """Validate, start or follow a one-shot resource; `look_at_job` also checks its Job still exists."""
         resource = Resource(kind, body)
-        self._run(resource, lifecycle.decide(resource, self.observe(resource, look_at_job), self.clock(),
-                                             self.settings))
+        with self._lock(kind.kind, resource.namespace, resource.name):
+            self._run(resource, lifecycle.decide(resource, self.observe(resource, look_at_job), self.clock(),
+                                                 self.settings))
 
     def observe(self, resource: Resource, look_at_job: bool) -> Observed:
         job, pods, export = None, [], None
@@ -106,17 +120,25 @@ class Controller:
             started = pod_state(pods)
             if not (started.started or started.stuck):
                 return  # its pod is still on its way: nothing to report (the periodic look times it out)
-        owner = self.owner(job)
-        if owner is None:
+        ref = next((r for r in job["metadata"].get("ownerReferences", []) if r.get("controller")), None)
+        if ref is None:
             return
-        now = self.clock()
-        if deleted:
-            self._run(owner, convergence.job_deleted(owner, job, now))
-            return
-        if pods is None:
-            pods = self.kube.pods_of_job(owner.namespace, job["metadata"]["name"])
-        actions = convergence.converge(owner, job, pods, now, start_timeout(owner, self.settings))
-        self._run(owner, actions)
+        with self._lock(ref.get("kind", ""), job["metadata"]["namespace"], ref.get("name", "")):
+            owner = self.owner(job)
+            if owner is None:
+                return
+            now = self.clock()
+            if deleted:
+                self._run(owner, convergence.job_deleted(owner, job, now))
+                return
+            if state.finished:  # read again under the lock: the resource's own event may have recorded it
+                job = self.kube.read_job(owner.namespace, job["metadata"]["name"]) or job
+                if convergence.recorded(job):
+                    return
+            if pods is None:
+                pods = self.kube.pods_of_job(owner.namespace, job["metadata"]["name"])
+            actions = convergence.converge(owner, job, pods, now, start_timeout(owner, self.settings))
+            self._run(owner, actions)
         if state.finished and actions and owner.scheduled:
             spec, errors = validate(owner.kind, owner.spec)
             if spec is not None and not errors:
