@@ -54,6 +54,11 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     server.stop()
 
 
+# Creating MLflow's tables in PostgreSQL and the auth app's admin takes a while, and minutes on a
+# machine busy with other tests; the plain servers' two minutes are not always enough.
+START_TIMEOUT = 300.0
+
+
 def _production_server(root: Path, postgres: PostgresCluster, s3: S3Server, name: str,
                        **artifacts: object) -> MlflowServer:
     return MlflowServer(
@@ -72,7 +77,7 @@ def mlflow_prod_proxied(tmp_path_factory: pytest.TempPathFactory, postgres: Post
     """MLflow 3 on PostgreSQL behind basic auth, artifacts in S3 proxied by the server."""
     s3.create_bucket(PROXIED_BUCKET)
     server = _production_server(tmp_path_factory.mktemp("mlflow-prod-proxied"), postgres, s3, "proxied",
-                                artifacts_destination=f"s3://{PROXIED_BUCKET}/artifacts").start()
+                                artifacts_destination=f"s3://{PROXIED_BUCKET}/artifacts").start(START_TIMEOUT)
     yield server
     server.stop()
 
@@ -84,7 +89,7 @@ def mlflow_prod_direct(tmp_path_factory: pytest.TempPathFactory, postgres: Postg
     s3.create_bucket(DIRECT_BUCKET)
     server = _production_server(tmp_path_factory.mktemp("mlflow-prod-direct"), postgres, s3, "direct",
                                 serve_artifacts=False,
-                                default_artifact_root=f"s3://{DIRECT_BUCKET}/artifacts").start()
+                                default_artifact_root=f"s3://{DIRECT_BUCKET}/artifacts").start(START_TIMEOUT)
     yield server
     server.stop()
 

@@ -21,6 +21,7 @@ from ferry.engine.evaluation_datasets import (
 )
 from ferry.tracking import TrackingClient
 from ferry.tracking.datasets import Datasets
+from tests.engine.conftest import Pair
 from tests.engine.evaluation_dataset_seed import SeededDataset, dataset_view, seed_dataset
 from tests.engine.peer_tools import peer
 
@@ -56,8 +57,9 @@ def test_export_writes_the_peer_layout(src_client: TrackingClient, seeded: Seede
     assert doc["system"]["mlflow_tracking_uri"] == src_client.uri
 
 
-def test_import_carries_every_field_and_a_rerun_creates_nothing(
-        src_client: TrackingClient, dst_client: TrackingClient, seeded: SeededDataset, tmp_path: Path) -> None:
+def test_import_carries_every_field_and_a_rerun_creates_nothing(pair: Pair, tmp_path: Path, unique: str) -> None:
+    src_client, dst_client = pair.src_client, pair.dst_client
+    seeded = seed_dataset(pair.src.uri, f"qa-{unique}", [f"eval-a-{unique}", f"eval-b-{unique}"])
     export_evaluation_dataset(src_client, tmp_path, dataset_id=seeded.dataset_id)
     outcome = import_evaluation_dataset(dst_client, tmp_path)
     assert outcome.phase == "Succeeded", outcome.failed

@@ -21,6 +21,7 @@ from ferry.engine.models import export_model, import_model
 from ferry.tracking import ArtifactStore, TrackingClient, tags_of
 from ferry.tracking.logged_models import LoggedModels
 from ferry.tracking.registry import Registry
+from tests.engine.conftest import Pair
 from tests.engine.logged_model_seed import SeededLoggedModels, seed_logged_models
 from tests.engine.peer_tools import peer
 from tests.engine.registry_seed import seed_logged_model_version
@@ -102,10 +103,9 @@ def check_carried(src: TrackingClient, dst: TrackingClient, seeded: SeededLogged
         (ids[seeded.model_ids[name]], step if output_steps else 0) for name, step in (("echo", 0), ("second", 4)))
 
 
-def test_unregistered_logged_models_travel_with_their_runs(mlflow_src: MlflowServer, src_client: TrackingClient,
-                                                           dst_client: TrackingClient, tmp_path: Path,
-                                                           unique: str) -> None:
-    seeded = seed_logged_models(mlflow_src.uri, f"logged-{unique}")
+def test_unregistered_logged_models_travel_with_their_runs(pair: Pair, tmp_path: Path, unique: str) -> None:
+    src_client, dst_client = pair.src_client, pair.dst_client
+    seeded = seed_logged_models(pair.src.uri, f"logged-{unique}")
     out = tmp_path / "export"
     exported = export_logged_models(src_client, [seeded.experiment_id], out / "logged_models")
     assert exported.phase == "Succeeded", exported.failed

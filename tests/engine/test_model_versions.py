@@ -15,6 +15,7 @@ from ferry.cli.model_versions import export_model_version, import_model_version
 from ferry.engine.registry_format import tags_dict
 from ferry.tracking import TrackingClient, tags_of
 from ferry.tracking.registry import Registry
+from tests.engine.conftest import Pair, on_pair
 from tests.engine.registry_compare import check_links, version_view
 from tests.engine.registry_seed import SeededModel, seed_model
 
@@ -24,14 +25,21 @@ def model(mlflow_src: MlflowServer, tmp_path_factory: pytest.TempPathFactory) ->
     return seed_model(mlflow_src.uri, f"grape-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("model"), versions=3)
 
 
+@pytest.fixture
+def pair_model(pair: Pair, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SeededModel:
+    """The 3-version model on the pair's source."""
+    return on_pair(pair, request, "model", "model-3", lambda: seed_model(
+        pair.src.uri, f"grape-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("model"), versions=3))
+
+
 def cli(command, uri: str | None, *args: str):
     env = {"MLFLOW_TRACKING_URI": uri} if uri else {}
     return CliRunner().invoke(command, list(args), env=env, catch_exceptions=False)
 
 
-def test_version_round_trip_creates_model_stage_and_aliases(model: SeededModel, src_client: TrackingClient,
-                                                            dst_client: TrackingClient, unique: str,
+def test_version_round_trip_creates_model_stage_and_aliases(pair: Pair, pair_model: SeededModel, unique: str,
                                                             tmp_path: Path) -> None:
+    model, src_client, dst_client = pair_model, pair.src_client, pair.dst_client
     out = tmp_path / "v2"
     exported = cli(export_model_version, src_client.uri, "--model", model.name, "--version", "2",
                    "--output-dir", str(out), "--export-version-model", "True")

@@ -18,6 +18,7 @@ from ferry.engine.models import parse_stages
 from ferry.options import ExportOptions
 from ferry.tracking import ArtifactStore, TrackingClient, tags_of
 from ferry.tracking.registry import Registry
+from tests.engine.conftest import Pair, on_pair
 from tests.engine.registry_compare import check_links, model_view
 from tests.engine.registry_seed import SeededModel, seed_logged_model_version, seed_model, shared_model
 
@@ -29,6 +30,18 @@ def model(mlflow_src: MlflowServer) -> SeededModel:
 
 @pytest.fixture(scope="module")
 def exported(model: SeededModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_seeded(model, tmp_path_factory)
+
+
+@pytest.fixture
+def pair_model(pair: Pair, request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[SeededModel, Path]:
+    """The 11-version model and its export, on the pair's source."""
+    seeded = on_pair(pair, request, "model", "model", lambda: shared_model(pair.src.uri))
+    return seeded, on_pair(pair, request, "exported", "model-export", lambda: export_seeded(seeded, tmp_path_factory))
+
+
+def export_seeded(model: SeededModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export") / "model"
     outcome = export_model_api(TrackingClient(model.uri), model.name, out)
     assert outcome.phase == "Succeeded" and outcome.counts.versions == 11
@@ -51,9 +64,9 @@ def test_export_writes_the_peer_layout(model: SeededModel, exported: Path) -> No
     assert ten["source"] == f"{ten['_run_artifact_uri']}/model"
 
 
-def test_import_to_a_new_name_is_faithful_and_idempotent(model: SeededModel, exported: Path,
-                                                         src_client: TrackingClient, dst_client: TrackingClient,
+def test_import_to_a_new_name_is_faithful_and_idempotent(pair: Pair, pair_model: tuple[SeededModel, Path],
                                                          unique: str) -> None:
+    (model, exported), src_client, dst_client = pair_model, pair.src_client, pair.dst_client
     name = f"imported-{unique}"
     result = cli(import_model, dst_client.uri, "--input-dir", str(exported), "--model", name,
                  "--await-creation-for", "30")

@@ -24,6 +24,7 @@ from ferry.engine.prompts import export_prompt, export_prompts, import_prompt, i
 from ferry.tracking import TrackingClient
 from ferry.tracking.prompts import Prompts
 from ferry.tracking.registry import Registry
+from tests.engine.conftest import Pair, on_pair
 from tests.engine.peer_tools import peer, require_peer
 from tests.engine.prompt_seed import ALIASES, SeededPrompts, prompt_view, seed_prompts, version_view
 
@@ -38,6 +39,20 @@ def seeded_prompts(mlflow_src: MlflowServer) -> SeededPrompts:
 @pytest.fixture(scope="module")
 def exported(seeded_prompts: SeededPrompts, src_client: TrackingClient,
              tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_seeded(seeded_prompts, src_client, tmp_path_factory)
+
+
+@pytest.fixture
+def pair_prompts(pair: Pair, request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> tuple[SeededPrompts, Path]:
+    """The seeded prompts and their export, on the pair's source."""
+    seeded = on_pair(pair, request, "seeded_prompts", "prompts", lambda: seed_prompts(pair.src.uri, f"p{os.getpid()}"))
+    return seeded, on_pair(pair, request, "exported", "prompts-export",
+                           lambda: export_seeded(seeded, pair.src_client, tmp_path_factory))
+
+
+def export_seeded(seeded_prompts: SeededPrompts, src_client: TrackingClient,
+                  tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("prompts") / "out"
     outcome = export_prompts(src_client, [seeded_prompts.text, seeded_prompts.chat], out, workers=2)
     assert outcome.phase == "Succeeded", outcome.failed
@@ -86,9 +101,9 @@ def test_export_layout_is_the_peers(exported: Path, seeded_prompts: SeededPrompt
     assert summary == {"total_prompts": 13, "successful_exports": 13, "failed_exports": 0}
 
 
-def test_round_trip_field_by_field(exported: Path, seeded_prompts: SeededPrompts, mlflow_src: MlflowServer,
-                                   mlflow_dst: MlflowServer, dst_client: TrackingClient, tmp_path: Path,
+def test_round_trip_field_by_field(pair: Pair, pair_prompts: tuple[SeededPrompts, Path], tmp_path: Path,
                                    unique: str) -> None:
+    (seeded_prompts, exported), mlflow_src, mlflow_dst, dst_client = pair_prompts, pair.src, pair.dst, pair.dst_client
     copy = _rename(exported, tmp_path / "renamed", unique)
     outcome = import_prompts(dst_client, copy, workers=2)
     assert outcome.phase == "Succeeded", outcome.failed

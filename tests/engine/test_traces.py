@@ -17,6 +17,7 @@ from ferry.engine.trace_import import SOURCE_TRACE_TAG
 from ferry.engine.traces import export_traces, import_traces
 from ferry.tracking import TrackingClient
 from ferry.tracking.traces import Traces
+from tests.engine.conftest import Pair, on_pair
 from tests.engine.peer_tools import peer
 
 SERVER_TAGS = ("mlflow.artifactLocation",)  # and every ferry.* tag: the destination's own
@@ -68,7 +69,12 @@ def _last_trace() -> str:
 
 @pytest.fixture(scope="module")
 def seeded_traces(mlflow_src: MlflowServer) -> SeededTraces:
-    mlflow.set_tracking_uri(mlflow_src.uri)
+    return seed_traces(mlflow_src.uri)
+
+
+def seed_traces(uri: str) -> SeededTraces:
+    """A trace in a run with assessments, a failing one, and one of a logged model, by MLflow's fluent API."""
+    mlflow.set_tracking_uri(uri)
     name = f"traces-{os.getpid()}"
     experiment_id = mlflow.set_experiment(name).experiment_id
     with mlflow.start_run() as run:
@@ -131,6 +137,20 @@ def _trace_ids(client: TrackingClient, experiment_name: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def exported(seeded_traces: SeededTraces, src_client: TrackingClient, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_seeded(seeded_traces, src_client, tmp_path_factory)
+
+
+@pytest.fixture
+def pair_traces(pair: Pair, request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> tuple[SeededTraces, Path]:
+    """The seeded traces and their export, on the pair's source."""
+    seeded = on_pair(pair, request, "seeded_traces", "traces", lambda: seed_traces(pair.src.uri))
+    return seeded, on_pair(pair, request, "exported", "traces-export",
+                           lambda: export_seeded(seeded, pair.src_client, tmp_path_factory))
+
+
+def export_seeded(seeded_traces: SeededTraces, src_client: TrackingClient,
+                  tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("traces") / "out"
     outcome = export_traces(src_client, [seeded_traces.experiment_id], out)
     assert outcome.phase == "Succeeded", outcome.failed
@@ -162,9 +182,9 @@ def test_export_writes_the_peer_layout(seeded_traces: SeededTraces, exported: Pa
     assert len(spans) == 4 and all("start_time_unix_nano" in s for s in spans)
 
 
-def test_import_keeps_ids_and_every_field_and_runs_once(seeded_traces: SeededTraces, exported: Path,
-                                                        src_client: TrackingClient, dst_client: TrackingClient,
+def test_import_keeps_ids_and_every_field_and_runs_once(pair: Pair, pair_traces: tuple[SeededTraces, Path],
                                                         unique: str) -> None:
+    (seeded_traces, exported), src_client, dst_client = pair_traces, pair.src_client, pair.dst_client
     name = f"traces-dst-{unique}"
     dst_exp = dst_client.get_or_create_experiment(name)["experiment_id"]
     dst_run = dst_client.create_run(dst_exp)["info"]["run_id"]
