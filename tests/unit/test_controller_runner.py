@@ -55,6 +55,42 @@ def test_a_refused_progress_patch_does_not_stop_the_work(capsys: pytest.CaptureF
     assert len(calls) == 1 and "cannot report progress" in capsys.readouterr().err
 
 
+def test_progress_survives_an_api_server_that_is_away_for_a_while(capsys: pytest.CaptureFixture[str]) -> None:
+    """A restarted API server delays the patches; the last state still arrives (close retries it)."""
+    sent: list[dict] = []
+    down = [3]  # the next three patches find no API server
+    now = [0.0]
+
+    def send(status: dict) -> None:
+        if down[0]:
+            down[0] -= 1
+            raise ConnectionRefusedError("connection refused")
+        sent.append(status)
+
+    reporter = ProgressReporter(send, interval=0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    reporter(Progress(total=10, done=4))  # refused: kept
+    reporter(Progress(total=10, done=9))  # refused: the newer state is kept
+    reporter(Progress(total=10, done=10))  # refused
+    reporter.close()  # retried: the API server is back
+    assert [s["progress"]["done"] for s in sent] == [10]
+    assert capsys.readouterr().err.count("cannot report progress") == 1
+
+
+def test_the_last_state_is_given_up_after_the_final_retry_time() -> None:
+    now = [0.0]
+    calls: list[dict] = []
+
+    def never(status: dict) -> None:
+        calls.append(status)
+        raise ConnectionRefusedError("connection refused")
+
+    reporter = ProgressReporter(never, interval=0, clock=lambda: now[0], final_retry_seconds=5,
+                                sleep=lambda s: now.__setitem__(0, now[0] + s))
+    reporter(Progress(total=1, done=1))
+    reporter.close()
+    assert 5 <= len(calls) <= 7 and now[0] >= 5
+
+
 def test_engine_errors_become_a_failed_outcome_and_a_termination_message(tmp_path: Path) -> None:
     payload = JobPayload(kind="MlflowExport", name="n", namespace="d", spec={})
 

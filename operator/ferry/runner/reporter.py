@@ -2,7 +2,10 @@
 
 Throttled (at most one patch per interval, plus the final state), best effort (a refused patch is
 reported once and the work goes on), and through the Job's ServiceAccount, which may only
-``patch`` the ``<kind>/status`` of ferry's resources.
+``patch`` the ``<kind>/status`` of ferry's resources. An API server that cannot be reached for a
+while (restarted, upgraded) only delays the patches: the state is sent again with the next
+progress, and the final state is retried for up to `final_retry_seconds`, so a resource never
+ends with the progress of the moment the API server went away.
 """
 
 from __future__ import annotations
@@ -37,14 +40,18 @@ def status_patcher(kind: str, namespace: str, name: str) -> Patcher:
 class ProgressReporter:
     """A `ProgressSink` that patches at most every `interval` seconds; `close` sends the last state."""
 
-    def __init__(self, send: Patcher, interval: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, send: Patcher, interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 final_retry_seconds: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self._send = send
         self._interval = interval
         self._clock = clock
+        self._sleep = sleep
+        self._final_retry_seconds = final_retry_seconds
         self._lock = threading.Lock()
         self._last_sent = float("-inf")
         self._pending: Progress | None = None
         self._broken = False
+        self._warned = False
 
     def __call__(self, progress: Progress) -> None:
         with self._lock:
@@ -55,16 +62,37 @@ class ProgressReporter:
 
     def close(self) -> None:
         with self._lock:
-            self._flush()
+            deadline = self._clock() + self._final_retry_seconds
+            while not self._flush() and self._clock() < deadline:
+                self._sleep(1.0)
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Send the pending state; False when it is still pending (the API server was unreachable)."""
         if self._pending is None or self._broken:
-            return
+            return True
         p, self._pending = self._pending, None
         self._last_sent = self._clock()
         status = BaseStatus(progress=ProgressStatus.of(p.total, p.done, p.failed))
         try:
             self._send(status.wire())
         except Exception as err:  # progress is informative; never let it fail the work
-            self._broken = True
-            print(f"warning: cannot report progress ({type(err).__name__}: {err}); continuing", file=sys.stderr)
+            transient = _unreachable(err)
+            if transient and self._pending is None:
+                self._pending = p  # sent again with the next progress, or by close()
+            else:
+                self._broken = not transient
+            if not self._warned:
+                self._warned = True
+                then = "will retry" if transient else "continuing without it"
+                print(f"warning: cannot report progress ({type(err).__name__}: {err}); {then}", file=sys.stderr)
+            return not transient
+        return True
+
+
+def _unreachable(err: Exception) -> bool:
+    """The API server did not answer, or answered that it is unavailable: worth sending again."""
+    import urllib3
+
+    status = getattr(err, "status", None)
+    return isinstance(err, ConnectionError | TimeoutError | urllib3.exceptions.HTTPError) or status in (
+        429, 500, 502, 503, 504)
