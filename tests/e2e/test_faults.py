@@ -217,7 +217,7 @@ def test_destination_killed_mid_import(operator, res, k8s_cluster, mlflow_src, s
     report("destination killed mid-import", 1, *carried(mlflow_src.uri, dst.uri, experiment, model))
 
 
-def test_source_killed_mid_export(operator, res, k8s_cluster, mlflow_dst, server, unique, tmp_path) -> None:
+def test_source_killed_mid_export(operator, res, k8s_cluster, mlflow_dst, server, unique) -> None:
     """Scenario 2: the source server is SIGKILLed while the export Job writes run directories and
     restarted; the retried pod keeps the runs already written (their run.json is the completion
     marker) and the export then imports equal to the source."""
