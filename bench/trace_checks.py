@@ -14,6 +14,7 @@ from pathlib import Path
 from ferry.tracking import TrackingClient
 from ferry.tracking.traces import Traces
 
+WORK_PATH = re.compile(r"/\S*/(?=tr-[0-9a-f]+/)")   # an export's location: this machine's, not the finding
 ERROR_LINE = re.compile(r"^\s*[\w.]*(Error|Exception)\b:")
 
 
@@ -47,4 +48,5 @@ def imported(uri: str, experiment: str, traces: int, log: Path, before: dict[str
 
 def _first_error(log: Path) -> str:
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if ERROR_LINE.search(line)]
-    return (next((line for line in lines if "from_proto_status_code" in line), lines[0] if lines else "no error"))[:200]
+    line = next((line for line in lines if "from_proto_status_code" in line), lines[0] if lines else "no error")
+    return WORK_PATH.sub("<export>/", line)[:200]
