@@ -2,13 +2,18 @@
 
 The trace keeps its id (``tr-`` + its OpenTelemetry trace id) unless the destination already has
 a trace of that id elsewhere (a copy within one server, an import into a second experiment);
-then it gets a new random id. Span ids and times always stay. Assessments keep their ids with a
-kept trace id (they are unique per server, so a new trace gets new assessment ids) and are
-created oldest first, so an override marks the assessment it overrides invalid, as at the source.
+then it gets an id derived from the source id and the destination experiment (a random one only
+if that is taken too). Derived, not random, because a trace is written in two requests (spans,
+then info): an import stopped between them leaves a spans-only trace behind, and the rerun must
+find and finish that trace rather than leave it and write another. Span ids and times always
+stay. Assessments keep their ids with a kept trace id (they are unique per server, so a new
+trace gets new assessment ids) and are created oldest first, so an override marks the
+assessment it overrides invalid, as at the source.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -55,7 +60,7 @@ def import_one(traces: Traces, files: TraceFiles, experiment_id: str, ids: fmt.I
     if earlier is not None:
         return _finish(traces, files, earlier, ids, Result(src_id, earlier["trace_id"], existing=True))
     if found is not None and not _here(found, experiment_id):
-        otel_id = os.urandom(16)  # the id is taken on this server: a new one
+        otel_id = _free_id(traces, src_id, experiment_id)  # the id is taken on this server
     trace_id = "tr-" + otel_id.hex()
     result = Result(src_id, trace_id, created=True)
     spans = _spans(files, otel_id, result)
@@ -76,6 +81,17 @@ def _spans(files: TraceFiles, otel_id: bytes, result: Result) -> list:
         return fmt.skeleton_spans(files.info, files.summaries, otel_id)
     result.failed.append(f"trace {result.source_id}: the export has no spans; imported its trace info only")
     return []
+
+
+def _free_id(traces: Traces, src_id: str, experiment_id: str) -> bytes:
+    """The same new id on every rerun into the experiment, so a spans-only trace left there is reused.
+
+    A finished trace of that id in this experiment carries the source tag and was found before
+    this; one in another experiment (a hash collision, practically never) means a random id.
+    """
+    derived = hashlib.sha256(f"{src_id}\0{experiment_id}".encode()).digest()[:16]
+    taken = traces.find_info("tr-" + derived.hex())
+    return derived if taken is None or _here(taken, experiment_id) else os.urandom(16)
 
 
 def _otel_id(trace_id: str) -> bytes | None:
