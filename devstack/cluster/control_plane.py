@@ -32,7 +32,7 @@ ADMISSION_PLUGINS = ("NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStora
                      "DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,"
                      "ResourceQuota,Priority")
 CONTROLLERS = ("job,garbagecollector,namespace,serviceaccount,serviceaccount-token,deployment,replicaset,"
-               "ttl-after-finished,root-ca-cert-publisher,podgc")
+               "ttl-after-finished,root-ca-cert-publisher,podgc,clusterrole-aggregation")
 PROCESS_ORDER = ("etcd", "apiserver", "controller_manager", "kubelet")
 
 

@@ -39,11 +39,9 @@ class Kube:
     def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
         """The labels of a Secret, None if it does not exist. Asked as PartialObjectMetadata, so
         the Secret's data never reaches the operator."""
-        path = f"/api/v1/namespaces/{namespace}/secrets/{name}"
         try:
-            response = self.client.call_api(
-                path, "GET", header_params={"Accept": METADATA_ONLY}, auth_settings=["BearerToken"],
-                _preload_content=False, _return_http_data_only=True)
+            response = self.core.read_namespaced_secret(name, namespace, _preload_content=False,
+                                                        _headers={"Accept": METADATA_ONLY})
         except ApiException as err:
             if err.status == 404:
                 return None
