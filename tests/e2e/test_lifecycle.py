@@ -111,6 +111,10 @@ def test_a_pod_that_cannot_start_is_pending_with_its_reason_then_failed(operator
         "source": source, "objects": {"experiments": ["x"]}, "destination": {"pvc": {"claimName": "missing-claim"}},
         "job": {"startTimeoutSeconds": 20},
     })  # fmt: skip
+    res.create("MlflowExport", "nightly-no-claim", {  # a schedule's run times out the same way
+        "source": source, "objects": {"experiments": ["x"]}, "destination": {"pvc": {"claimName": "missing-claim"}},
+        "schedule": "* * * * *", "job": {"startTimeoutSeconds": 20},
+    })  # fmt: skip
     expected = {"no-secret": ("CreateContainerConfigError", 'secret "missing-credentials" not found'),
                 "no-claim": ("ContainerCreating", 'persistentvolumeclaim "missing-claim" not found')}
     for name, (reason, words) in expected.items():
@@ -126,3 +130,10 @@ def test_a_pod_that_cannot_start_is_pending_with_its_reason_then_failed(operator
         wait_for(lambda n=name: not res.jobs(n), 30, f"{name}: Job removed")
     phases = [e.reason for name in expected for e in res.events(name)]
     assert "Running" not in phases
+    run = wait_for(lambda: (s := res.status("MlflowExport", "nightly-no-claim")).get("lastResult") and s, 120,
+                   "the scheduled run to time out")
+    assert run["lastResult"]["phase"] == "Failed" and "did not start within 20 s" in run["lastResult"]["message"]
+    assert 'persistentvolumeclaim "missing-claim" not found' in run["lastResult"]["message"]
+    assert not run.get("active"), run  # the schedule is not held back by it (concurrencyPolicy Forbid)
+    wait_for(lambda: not [j for j in res.jobs("nightly-no-claim") if j.metadata.name == run["lastResult"]["jobName"]],
+             30, "the run's Job removed")

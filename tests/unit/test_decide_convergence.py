@@ -352,3 +352,20 @@ def test_a_pod_not_started_within_the_start_timeout_fails_the_resource_and_remov
     assert converge(one_shot(), created_long_ago, [running_pod()], NOW, start_timeout=300)[0].status.phase == "Running"
     young = job(ONE, "Running", created="2024-01-31T11:58:00Z")
     assert not [a for a in converge(one_shot(), young, [stuck], NOW, start_timeout=300) if isinstance(a, DeleteJob)]
+
+
+def test_a_scheduled_run_whose_pod_never_starts_fails_that_run_and_frees_the_schedule() -> None:
+    stuck = waiting_pod("ErrImagePull", "pull access denied for ferry:typo")
+    pending = sync(phase="Pending")
+    actions = converge(pending, run_job("Running"), [stuck], NOW, start_timeout=300)
+    message = f"Job {RUN} did not start within 300 s: ErrImagePull: pull access denied for ferry:typo"
+    patch = the_patch(actions)
+    assert (patch["phase"], patch["message"]) == ("Failed", message)
+    assert patch["lastResult"] == {"phase": "Failed", "jobName": RUN, "scheduledTime": "2024-01-31T03:00:00Z",
+                                   "completionTime": NOW_TEXT, "message": message}
+    assert patch["active"] == [{"name": OTHER, "scheduledTime": "2024-01-30T03:00:00Z"}]  # Forbid no longer waits
+    assert "lastSuccessfulTime" not in patch and "watermark" not in patch
+    assert events(actions) == [("Failed", message, True)]
+    assert [a.name for a in actions if isinstance(a, DeleteJob)] == [RUN]
+    young = run_job("Running", created="2024-01-31T11:58:00Z")
+    assert not [a for a in converge(pending, young, [stuck], NOW, start_timeout=300) if isinstance(a, DeleteJob)]

@@ -17,6 +17,7 @@ from ferry.controller.cron import format_time, parse_time
 from ferry.controller.jobs import PATH_ANNOTATION, RECORDED_ANNOTATION, SCHEDULED_ANNOTATION
 from ferry.controller.jobstate import (
     JobState,
+    PodState,
     job_state,
     outcome_of,
     pod_state,
@@ -36,15 +37,24 @@ def converge(resource: Resource, job: dict[str, Any], pods: list[dict[str, Any]]
              start_timeout: float | None = None) -> Actions:
     """Bring `resource`'s status up to `job`'s state; `pods` are the Job's.
 
-    A one-shot resource whose Job's pod has not started `start_timeout` seconds after the Job was
-    created ends Failed with the pod's reason, and the Job is deleted so that nothing starts later.
+    A Job whose pod has not started `start_timeout` seconds after the Job was created ends its
+    resource (or, for a schedule, that run) Failed with the pod's reason, and the Job is deleted
+    so that nothing starts later by surprise.
     """
     if recorded(job):
         return []
     state = job_state(job)
     if resource.scheduled:
-        return _converge_scheduled(resource, job, state, pods, now)
+        return _converge_scheduled(resource, job, state, pods, now, start_timeout)
     return _converge_one_shot(resource, job, state, pods, now, start_timeout)
+
+
+def _start_timed_out(job: dict[str, Any], pod: PodState, now: datetime, start_timeout: float | None) -> str | None:
+    """Why the Job counts as never started, once its pod has had `start_timeout` seconds."""
+    if start_timeout is None or pod.started or _age(job, now) <= start_timeout:
+        return None
+    why = pod.words() if pod.stuck else "its pod was not started"
+    return f"Job {job['metadata']['name']} did not start within {start_timeout:.0f} s: {why}"
 
 
 def _converge_one_shot(resource: Resource, job: dict[str, Any], state: JobState, pods: list[dict[str, Any]],
@@ -55,9 +65,8 @@ def _converge_one_shot(resource: Resource, job: dict[str, Any], state: JobState,
         return []
     if not state.finished:
         pod = pod_state(pods)
-        if start_timeout is not None and not pod.started and _age(job, now) > start_timeout:
-            why = pod.words() if pod.stuck else "its pod was not started"
-            message = f"Job {name} did not start within {start_timeout:.0f} s: {why}"
+        message = _start_timed_out(job, pod, now, start_timeout)
+        if message is not None:
             return [*finish_without_job(resource, message, now), DeleteJob(name)]
         return follow_start(resource, name, state, pod, now)
     outcome = _outcome(state, pods)
@@ -75,11 +84,21 @@ def _converge_one_shot(resource: Resource, job: dict[str, Any], state: JobState,
 
 
 def _converge_scheduled(resource: Resource, job: dict[str, Any], state: JobState, pods: list[dict[str, Any]],
-                        now: datetime) -> Actions:
+                        now: datetime, start_timeout: float | None = None) -> Actions:
     old = resource.status
     name = job["metadata"]["name"]
     if not state.finished:
-        return follow_start(resource, name, state, pod_state(pods), now)
+        pod = pod_state(pods)
+        message = _start_timed_out(job, pod, now, start_timeout)
+        if message is None:
+            return follow_start(resource, name, state, pod, now)
+        # This run failed; the schedule goes on (and, under Forbid, is no longer held back by it).
+        completion = format_time(now)
+        last = RunResult(phase=Phase.FAILED, job_name=name, scheduled_time=annotation(job, SCHEDULED_ANNOTATION),
+                         completion_time=completion, message=message)  # fmt: skip
+        status = transition(resource, Phase.FAILED, "Failed", message, now, last_result=last, message=message,
+                            completion_time=completion, active=_without(old.active, name))  # fmt: skip
+        return [PatchStatus(status), Emit("Failed", message, warning=True), DeleteJob(name)]
     outcome = _outcome(state, pods)
     message = result_message(outcome)
     completion = state.completion_time or format_time(now)

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ferry.api import BY_KIND, Kind
 from ferry.api.resources import MLFLOW_EXPORT
 from ferry.controller import convergence, cron, history, lifecycle, schedules
+from ferry.controller.actions import DeleteJob
 from ferry.controller.executor import Executor
 from ferry.controller.jobs import start_timeout
 from ferry.controller.jobstate import job_state, pod_state
@@ -145,6 +146,25 @@ class Controller:
                 self._run(owner, history.prune(spec, self.kube.jobs_of(owner.kind, owner.namespace, owner.name,
                                                                         owner.uid)))  # fmt: skip
 
+    def _start_timed_out(self, resource: Resource) -> bool:
+        """A pod that never starts sends no event: the periodic look times the latest run out."""
+        status, now = resource.status, self.clock()
+        since = lifecycle.pending_since(resource)
+        timeout = start_timeout(resource, self.settings)
+        if status.phase is not Phase.PENDING or not status.job_name or since is None:
+            return False
+        if (now - since).total_seconds() <= timeout:
+            return False
+        job = self.kube.read_job(resource.namespace, status.job_name)
+        if job is None or job_state(job).finished:
+            return False  # gone or done: the Job's own events report it
+        actions = convergence.converge(resource, job, self.kube.pods_of_job(resource.namespace, status.job_name),
+                                       now, timeout)
+        if not any(isinstance(action, DeleteJob) for action in actions):
+            return False
+        self._run(resource, actions)
+        return True
+
     def on_pod(self, pod: dict[str, Any]) -> None:
         """A Job's pod changed: it started the engine, or it says why it cannot start."""
         state = pod_state([pod])
@@ -167,8 +187,11 @@ class Controller:
 
     # --- schedules --------------------------------------------------------------------------------
     def tick(self, kind: Kind, body: dict[str, Any]) -> None:
-        """Start the run that is due, if any: at most one per look, whatever was missed."""
+        """Start the run that is due, if any: at most one per look, whatever was missed; first,
+        end the latest run if its pod has not started within its start timeout."""
         resource = Resource(kind, body)
+        if self._start_timed_out(resource):
+            return  # the status just changed: the next look starts from it
         jobs = lambda: self.kube.jobs_of(kind, resource.namespace, resource.name, resource.uid)  # noqa: E731
         self._run(resource, schedules.tick(resource, self.clock(), self.settings, jobs,
                                            lambda spec: self.secret_labels(resource.namespace, spec)))
