@@ -120,8 +120,8 @@ INVALID_EXPORT = {
     "job": {"resources": {"limits": {"memory": "lots"}}},
 }
 INVALID_ERRORS = [
-    "spec.objects: names nothing to export; list experiments, runIds, models, modelVersions, prompts or "
-    "evaluationDatasets",
+    "spec.objects: names nothing to export; list experiments, runIds, models, modelVersions, prompts, "
+    "evaluationDatasets, loggedModels, traces or webhooks",
     "spec.destination.pvc.subPath: '..' is not allowed; the path must stay inside the claim",
     "spec.job.resources.limits.memory: 'lots' is not a quantity (e.g. 500m, 1Gi)",
 ]

@@ -139,8 +139,8 @@ def _schedule_errors(spec: ScheduleSpec, schedule: str | None) -> Iterator[str]:
 
 def _export_errors(spec: MlflowExportSpec) -> Iterator[str]:
     if spec.objects.empty:
-        yield ("spec.objects: names nothing to export; list experiments, runIds, models, modelVersions, prompts "
-               "or evaluationDatasets")
+        kinds = [info.alias or name for name, info in type(spec.objects).model_fields.items()]
+        yield f"spec.objects: names nothing to export; list {', '.join(kinds[:-1])} or {kinds[-1]}"
     options = spec.options
     if options is not None:
         if options.stages and options.versions:
