@@ -25,6 +25,7 @@ from ferry.tracking.datasets import Datasets
 from ferry.tracking.logged_models import LoggedModels
 from ferry.tracking.prompts import Prompts
 from ferry.tracking.traces import Traces
+from ferry.tracking.webhooks import Webhooks
 from tests.engine.evaluation_dataset_seed import dataset_view, seed_dataset
 from tests.engine.logged_model_seed import seed_logged_models
 from tests.engine.prompt_seed import prompt_view
@@ -118,6 +119,7 @@ def _trace_with_assessment(uri: str, experiment_id: str) -> str:
 def server_view(uri: str, *, mlflow3: bool = True) -> dict[str, Any]:
     """Every experiment, registered model, logged model, trace, prompt and dataset of the server at `uri`.
 
+    Webhooks by name, without ids or times.
     Experiments and models by name (runs by run name, as `devstack.compare` keys them); the MLflow 3
     objects by their experiment's name (or their own name). Without `mlflow3` (an MLflow 2 server)
     only experiments and models.
@@ -140,6 +142,8 @@ def server_view(uri: str, *, mlflow3: bool = True) -> dict[str, Any]:
     view["prompts"] = {name: prompt_view(uri, name) for name in Prompts(client).names()}
     view["datasets"] = sorted((dataset_view(client, d["dataset_id"]) for d in Datasets(client).search()),
                               key=lambda d: d["name"])
+    view["webhooks"] = sorted(({k: w.get(k) for k in ("name", "url", "events", "description", "status")}
+                               for w in Webhooks(client).list()), key=lambda w: str(w["name"]))
     return view
 
 

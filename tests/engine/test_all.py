@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from mlflow import MlflowClient
 
 from devstack.compare import differences
 from devstack.mlflow_server import MlflowServer
@@ -25,11 +26,13 @@ from ferry.cli.models import export_models
 from ferry.engine import server_bulk
 from ferry.options import ExportOptions
 from ferry.tracking import TrackingClient
+from tests.conftest import WEBHOOK_ENV
 from tests.engine.seed import T0, seed_experiment
 from tests.engine.server_seed import SeededServer, seed_registry, seed_server, server_view
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT = 300.0  # s: these tests start servers of their own, also on a busy machine
+HOOK = "on-new-version"
 
 
 def cli(command, uri: str, *args: str) -> Result:  # type: ignore[no-untyped-def]
@@ -38,16 +41,19 @@ def cli(command, uri: str, *args: str) -> Result:  # type: ignore[no-untyped-def
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MlflowServer, SeededServer]]:
-    server = MlflowServer(tmp_path_factory.mktemp("all-src")).start(timeout=START_TIMEOUT)
+    server = MlflowServer(tmp_path_factory.mktemp("all-src"), env=WEBHOOK_ENV).start(timeout=START_TIMEOUT)
     try:
-        yield server, seed_server(server.uri, tmp_path_factory.mktemp("all-seed"))
+        seeded = seed_server(server.uri, tmp_path_factory.mktemp("all-seed"))
+        MlflowClient(server.uri).create_webhook(HOOK, "http://127.0.0.1:9/hook", ["model_version.created"],
+                                                description="on every new version")
+        yield server, seeded
     finally:
         server.stop()
 
 
 @pytest.fixture
 def empty_server(tmp_path: Path) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path / "dst").start(timeout=START_TIMEOUT)
+    server = MlflowServer(tmp_path / "dst", env=WEBHOOK_ENV).start(timeout=START_TIMEOUT)
     try:
         yield server
     finally:
@@ -63,7 +69,7 @@ def exported(source: tuple[MlflowServer, SeededServer], tmp_path_factory: pytest
     assert done.exit_code == 0, done.output + done.stderr
     assert done.stdout.splitlines()[-1] == ("exported: 4 experiments, 11 runs, 1 models, 3 versions, "
                                             "3 logged models, 1 traces, 1 prompts, 2 prompt versions, "
-                                            "1 evaluation datasets")
+                                            "1 evaluation datasets, 1 webhooks")
     [warning] = [line for line in done.stderr.splitlines() if line.startswith("Warning: ")]
     assert warning == ("Warning: --export-permissions, --notebook-formats apply only to Databricks, not to "
                        "open-source MLflow; ignored")
@@ -99,18 +105,21 @@ def test_export_all_writes_the_peers_layout(source: tuple[MlflowServer, SeededSe
 
 
 def test_import_all_into_an_empty_server_equals_the_source_and_a_rerun_creates_nothing(
-        source: tuple[MlflowServer, SeededServer], exported: Path, empty_server: MlflowServer) -> None:
+        source: tuple[MlflowServer, SeededServer], exported: Path, empty_server: MlflowServer, tmp_path: Path) -> None:
     server, _ = source
-    done = cli(import_all, empty_server.uri, "--input-dir", str(exported), "--import-permissions", "True")
+    unsigned = tmp_path / "secrets.json"
+    unsigned.write_text(json.dumps({HOOK: ""}))  # the source's webhook has no signing secret
+    done = cli(import_all, empty_server.uri, "--input-dir", str(exported), "--import-permissions", "True",
+               "--webhook-secrets-file", str(unsigned))
     assert done.exit_code == 0, done.output + done.stderr
     assert done.stdout.splitlines()[-1] == ("imported: 4 experiments, 11 runs, 1 models, 3 versions, "
                                             "3 logged models, 1 traces, 1 prompts, 2 prompt versions, "
-                                            "1 evaluation datasets")
+                                            "1 evaluation datasets, 1 webhooks")
     assert "--import-permissions apply only to Databricks" in done.stderr
     src = server_view(server.uri)
     assert differences(src, server_view(empty_server.uri)) == []
 
-    again = server_bulk.import_all(TrackingClient(empty_server.uri), exported)
+    again = server_bulk.import_all(TrackingClient(empty_server.uri), exported, webhook_secrets={HOOK: None})
     assert again.phase == "Succeeded", again.failed
     created = again.counts
     assert (created.versions, created.logged_models, created.traces, created.prompt_versions) == (0, 0, 0, 0)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from ferry.cli import registry_options as opts
-from ferry.engine import experiments, server_bulk
+from ferry.engine import experiments, server_bulk, webhooks
 from ferry.engine.models import parse_stages
 from ferry.options import ExportOptions
 
 
 @opts.command("Export the entire tracking server: every registered model, experiment and run, the "
-              "experiments' logged models and traces, the prompts and the evaluation datasets.")
+              "experiments' logged models, traces and scorers, the prompts, the evaluation datasets and the registry's "
+              "webhooks (without their signing secrets).")
 @opts.output_dir
 @opts.flag("--export-latest-versions", "Export the latest version of each stage instead of all versions.")
 @click.option("--stages", help="Stages to export (comma separated): Production, Staging, Archived, None. "
@@ -38,7 +39,7 @@ def export_all(ctx: opts.Context, output_dir: str, export_latest_versions: bool,
 
 
 @opts.command("Import what export-all wrote (ours or mlflow-export-import's): experiments and runs, "
-              "registered models, prompts and evaluation datasets.")
+              "registered models, prompts, evaluation datasets and webhooks.")
 @opts.input_dir
 @opts.flag("--delete-model", "If a model exists, first delete it and all its versions.")
 @opts.flag("--delete-prompt", "If a prompt exists, first delete it and all its versions.")
@@ -50,11 +51,14 @@ def export_all(ctx: opts.Context, output_dir: str, export_latest_versions: bool,
 @opts.flag("--use-src-user-id", "Set each run's user to the source run's user.")
 @opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
 @opts.flag("--verbose", "Accepted for compatibility.")
+@opts.webhook_secrets_file
 @opts.workers_and_quiet
 @opts.run_command
 def import_all(ctx: opts.Context, input_dir: str, delete_model: bool, delete_prompt: bool,
                delete_evaluation_dataset: bool, experiment_rename_file: str | None, model_rename_file: str | None,
-               import_source_tags: bool, use_src_user_id: bool, use_threads: bool, verbose: bool):
+               import_source_tags: bool, use_src_user_id: bool, use_threads: bool, verbose: bool,
+               webhook_secrets_file: str | None):
+    secrets = webhooks.load_secrets(webhook_secrets_file) if webhook_secrets_file else None  # bad input first
     experiment_renames = opts.rename_file(experiment_rename_file)
     model_renames = opts.rename_file(model_rename_file)
     server_bulk.check_export(input_dir)  # a wrong directory fails before the server is asked anything
@@ -62,4 +66,4 @@ def import_all(ctx: opts.Context, input_dir: str, delete_model: bool, delete_pro
                                   delete_evaluation_dataset=delete_evaluation_dataset,
                                   experiment_renames=experiment_renames, model_renames=model_renames,
                                   import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
-                                  workers=ctx.workers, progress=ctx.progress("import-all"))
+                                  webhook_secrets=secrets, workers=ctx.workers, progress=ctx.progress("import-all"))

@@ -115,10 +115,7 @@ def with_webhooks(done: Outcome, webhooks: Callable[[], Outcome | None]) -> Outc
 @opts.flag("--use-src-user-id", "Set each run's user to the source run's user.")
 @opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
 @opts.flag("--verbose", "Accepted for compatibility.")
-@click.option("--webhook-secrets-file", type=click.Path(),
-              help="JSON or YAML mapping of webhook name to signing secret (or a directory of one file per "
-              "webhook) for the webhooks under webhooks/, which are exported without them. A webhook it does "
-              "not name is imported without a secret and reported; an empty value means it has none.")
+@opts.webhook_secrets_file
 @opts.databricks_only("import_permissions")
 @opts.workers_and_quiet
 @opts.run_command

@@ -92,3 +92,10 @@ def names_argument(value: str) -> str | list[str]:
     if value == "all" or value.endswith("*"):
         return value
     return split_list(value)
+
+
+webhook_secrets_file = click.option(
+    "--webhook-secrets-file", type=click.Path(),
+    help="JSON or YAML mapping of webhook name to signing secret (or a directory of one file per webhook) for "
+    "the webhooks under webhooks/, which are exported without them. A webhook it does not name is imported "
+    "without a secret and reported; an empty value means it has none.")

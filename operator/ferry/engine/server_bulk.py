@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ferry.engine import evaluation_datasets, experiments_bulk, models_bulk, prompts
+from ferry.engine import evaluation_datasets, experiments_bulk, models_bulk, prompts, webhooks
 from ferry.engine.experiments_bulk import EXPERIMENTS_JSON
 from ferry.engine.files import read_export_file, write_export_file
 from ferry.engine.models import DEFAULT_WORKERS
@@ -47,7 +47,7 @@ def _led(verb: str, parts: list[Outcome], path: Path | None = None) -> Outcome:
 def export_all(client: TrackingClient, output_dir: str | Path, options: ExportOptions | None = None, *,
                runs_until: str | int | None = None, workers: int = DEFAULT_WORKERS,
                progress: ProgressSink | None = None) -> Outcome:
-    """Export every registered model, experiment, prompt and evaluation dataset of the server.
+    """Export every registered model, experiment, prompt, evaluation dataset and webhook of the server.
 
     `options.run_start_time` and `runs_until` bound the runs of every experiment (the peer's window:
     started at or after the start, before the end); the models' versions follow ``options`` as in
@@ -71,6 +71,7 @@ def export_all(client: TrackingClient, output_dir: str | Path, options: ExportOp
     _merge_index(client, out / EXPERIMENTS_DIR, by_models, rest)
     parts.append(prompts.export_prompts(client, "all", out / PROMPTS_DIR, workers=workers))
     parts.append(evaluation_datasets.export_evaluation_datasets(client, out / DATASETS_DIR, workers=workers))
+    parts.append(webhooks.export_webhooks(client, out / webhooks.WEBHOOKS_DIR))
     outcome = _led("exported", parts, out)
     write_export_file(out, MANIFEST, script=SCRIPT, tracking_uri=client.uri, mlflow={}, info={
         "options": {"stages": ",".join(options.stages), "export_latest_versions": options.export_latest_versions,
@@ -114,9 +115,11 @@ def check_export(input_dir: str | Path) -> Path:
 def import_all(client: TrackingClient, input_dir: str | Path, *, delete_model: bool = False,
                delete_prompt: bool = False, delete_evaluation_dataset: bool = False,
                experiment_renames: Mapping[str, str] | None = None, model_renames: Mapping[str, str] | None = None,
-               import_source_tags: bool = False, use_src_user_id: bool = False, workers: int = DEFAULT_WORKERS,
+               import_source_tags: bool = False, use_src_user_id: bool = False,
+               webhook_secrets: webhooks.Secrets | None = None, workers: int = DEFAULT_WORKERS,
                progress: ProgressSink | None = None) -> Outcome:
-    """Import what `export_all` (or the peer's export-all) wrote: experiments, models, prompts, datasets.
+    """Import what `export_all` (or the peer's export-all) wrote: experiments, models, prompts, datasets
+    and webhooks (their signing secrets from `webhook_secrets`, which MLflow never exports).
 
     Idempotent: a second import finds everything imported before and creates nothing.
     """
@@ -133,6 +136,8 @@ def import_all(client: TrackingClient, input_dir: str | Path, *, delete_model: b
         names = _experiment_names(in_dir, experiment_renames)
         parts.append(evaluation_datasets.import_evaluation_datasets(
             client, in_dir / DATASETS_DIR, delete_dataset=delete_evaluation_dataset, experiment_names=names))
+    if webhooks.holds_webhooks(in_dir):
+        parts.append(webhooks.import_webhooks(client, in_dir / webhooks.WEBHOOKS_DIR, secrets=webhook_secrets))
     return _led("imported", parts)
 
 
