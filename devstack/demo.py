@@ -7,11 +7,14 @@
 `up` starts the local control plane (state in `.demo/k8s`), two MLflow servers (the source seeded
 with the `demo` workload: experiments with metric history, nested runs, datasets, a registered
 model with versions, stages and aliases; and MLflow 3's objects, `devstack.genai_workload`: a
-logged model, traces with assessments, a prompt with an alias, an evaluation dataset), the
-Kiroframe stand-in, installs the Helm chart, and
+logged model, traces with assessments, a prompt with an alias, an evaluation dataset; the
+destination production-shaped: PostgreSQL, artifacts in S3, MLflow's basic auth), an S3 endpoint
+(SeaweedFS, for the destination's artifacts and the S3 backup), the Kiroframe stand-in, installs
+the Helm chart, and
 applies every file of `examples/` as it is, except for what only makes sense in a real cluster:
-service URLs, object names and the sync's schedule are rewritten for the local servers (see
-REWRITES), in memory; the files are not touched.
+service URLs, object names, the sync's schedule and the bucket's region are rewritten for the
+local servers (see `rewrites`), and an S3 destination without an endpoint gets the local one, in
+memory; the files are not touched.
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ from devstack.cluster.paths import bin_dir
 from devstack.compare import format_table, snapshot, summary_rows
 from devstack.genai_workload import seed_genai
 from devstack.helm import install
-from devstack.mlflow_server import MlflowServer
+from devstack.mlflow_server import BasicAuth, MlflowServer
+from devstack.postgres import PostgresCluster
 from devstack.procs import free_port, spawn, stop_pid, wait_until
+from devstack.s3 import REGION as S3_REGION
+from devstack.s3 import S3Server
 from devstack.workload import WORKLOADS, seed
 from ferry.api import API_VERSION, BY_KIND
 
@@ -58,14 +64,24 @@ SOURCE_EXPERIMENT = WORKLOAD.experiment_name(0)   # "churn-prediction"
 SOURCE_MODEL = WORKLOAD.model_name(0)             # "demo-model-0"
 
 
+ARTIFACTS_BUCKET = "mlflow-artifacts"  # the destination's artifact store
+BACKUP_BUCKET = "ml-backups"           # examples/s3-backup.yaml's bucket
+
+
 @dataclass
 class DemoState:
-    """Where the demo's servers listen."""
+    """Where the demo's servers listen, and the credentials the examples' Secrets carry."""
 
     source_uri: str
     destination_uri: str
     kiroframe_url: str
     kiroframe_token: str
+    destination_username: str
+    destination_password: str
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    postgres_root: str
 
 
 def record(pid: int | None) -> None:
@@ -74,12 +90,27 @@ def record(pid: int | None) -> None:
         fh.write(f"{pid}\n")
 
 
-def start_mlflow(name: str) -> MlflowServer:
-    server = MlflowServer(root=DEMO / name)
+def start_mlflow(server: MlflowServer) -> MlflowServer:
     try:
-        return server.start()
+        return server.start(timeout=300)
     finally:
         record(server.pid)
+
+
+def start_storage() -> tuple[PostgresCluster, S3Server]:
+    """PostgreSQL and the S3 endpoint behind the production-shaped destination."""
+    postgres, s3 = PostgresCluster(), S3Server(root=DEMO / "s3")
+    try:
+        postgres.start()
+    finally:
+        record(postgres.pid)
+    try:
+        s3.start()
+    finally:
+        record(s3.pid)
+    for bucket in (ARTIFACTS_BUCKET, BACKUP_BUCKET):
+        s3.create_bucket(bucket)
+    return postgres, s3
 
 
 def rewrites(state: DemoState) -> dict[str, str]:
@@ -91,7 +122,17 @@ def rewrites(state: DemoState) -> dict[str, str]:
         "churn": SOURCE_EXPERIMENT,
         "churn-classifier": SOURCE_MODEL,
         "*/15 * * * *": "* * * * *",  # sync every minute, so the demo shows one
+        "eu-west-1": S3_REGION,
     }
+
+
+def with_local_endpoint(doc: dict[str, Any], state: DemoState) -> dict[str, Any]:
+    """An S3 destination or source without an endpoint means AWS; here it is the local SeaweedFS."""
+    for part in ("destination", "source"):
+        s3 = (doc["spec"].get(part) or {}).get("s3")
+        if isinstance(s3, dict) and not s3.get("endpoint"):
+            s3["endpoint"] = state.s3_endpoint
+    return doc
 
 
 def rewrite(node: Any, table: dict[str, str]) -> Any:
@@ -116,10 +157,18 @@ def kubectl(cluster: Cluster, *args: str) -> str:
 
 
 def start_servers(started: float) -> DemoState:
-    """Two MLflow servers (the source seeded) and the Kiroframe stand-in, while the cluster starts."""
+    """Two MLflow servers (the source seeded, the destination production-shaped), the S3 endpoint
+    and the Kiroframe stand-in, while the cluster starts."""
+    postgres, s3 = start_storage()
+    say(f"PostgreSQL on port {postgres.port}, S3 (SeaweedFS) {s3.endpoint_url}", started)
+    auth = BasicAuth(database_uri=postgres.create_database("mlflow_demo_auth"))
+    servers = [MlflowServer(root=DEMO / "mlflow-src"),
+               MlflowServer(root=DEMO / "mlflow-dst", backend_uri=postgres.create_database("mlflow_demo"),
+                            artifacts_destination=f"s3://{ARTIFACTS_BUCKET}/artifacts", auth=auth, s3_env=s3.env())]
     with ThreadPoolExecutor(2) as pool:
-        source, destination = pool.map(start_mlflow, ["mlflow-src", "mlflow-dst"])
-    say(f"MLflow source {source.uri}, destination {destination.uri}", started)
+        source, destination = pool.map(start_mlflow, servers)
+    say(f"MLflow source {source.uri}, destination {destination.uri} (PostgreSQL, artifacts in "
+        f"s3://{ARTIFACTS_BUCKET}, basic auth)", started)
     seeded = seed(source.uri, WORKLOAD)
     say(f"seeded the source: {len(seeded.experiments)} experiments, {seeded.runs} runs, "
         f"{seeded.metric_points} metric points, models {seeded.models}", started)
@@ -136,7 +185,8 @@ def start_servers(started: float) -> DemoState:
     wait_until(lambda: requests.get(f"{url}/_standin/records", timeout=2).ok, 30, "Kiroframe stand-in", kiroframe,
                DEMO / "kiroframe.log")
     say(f"Kiroframe stand-in {url}", started)
-    return DemoState(source.uri, destination.uri, url, token)
+    return DemoState(source.uri, destination.uri, url, token, auth.admin_username, auth.admin_password,
+                     s3.endpoint_url, s3.access_key, s3.secret_key, str(postgres.root))
 
 
 def prepare_namespace(api: client.ApiClient, state: DemoState) -> None:
@@ -152,6 +202,11 @@ def prepare_namespace(api: client.ApiClient, state: DemoState) -> None:
                                               "stringData": {"MLFLOW_TRACKING_INSECURE_TLS": "false"}})
     core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "kiroframe-token"},
                                               "stringData": {"token": state.kiroframe_token}})
+    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "mlflow-staging-credentials"}, "stringData": {
+        "MLFLOW_TRACKING_USERNAME": state.destination_username,
+        "MLFLOW_TRACKING_PASSWORD": state.destination_password}})
+    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "backup-s3"}, "stringData": {
+        "AWS_ACCESS_KEY_ID": state.s3_access_key, "AWS_SECRET_ACCESS_KEY": state.s3_secret_key}})
 
 
 def apply_examples(api: client.ApiClient, state: DemoState) -> list[tuple[str, str]]:
@@ -161,7 +216,7 @@ def apply_examples(api: client.ApiClient, state: DemoState) -> list[tuple[str, s
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc or doc.get("apiVersion") != API_VERSION:
                 continue
-            doc = rewrite(doc, rewrites(state))
+            doc = with_local_endpoint(rewrite(doc, rewrites(state)), state)
             kind = BY_KIND[doc["kind"]]
             custom.create_namespaced_custom_object(*API_VERSION.split("/"), NAMESPACE, kind.plural, doc)
             applied.append((doc["kind"], doc["metadata"]["name"]))
@@ -200,11 +255,35 @@ def comparison(state: DemoState) -> str:
     selected = {"prompts": objects.get("prompts", []), "datasets": objects.get("evaluationDatasets", []),
                 "mlflow3": True}
     source = snapshot(state.source_uri, [SOURCE_EXPERIMENT], [SOURCE_MODEL], **selected)
-    destination = snapshot(state.destination_uri, [SOURCE_EXPERIMENT], [renamed], **selected)
+    login = {"MLFLOW_TRACKING_USERNAME": state.destination_username,
+             "MLFLOW_TRACKING_PASSWORD": state.destination_password}
+    os.environ.update(login)  # the destination is behind basic auth; MLflow's client reads these
+    try:
+        destination = snapshot(state.destination_uri, [SOURCE_EXPERIMENT], [renamed], **selected)
+    finally:
+        for key in login:
+            os.environ.pop(key, None)
     destination["models"] = {SOURCE_MODEL: destination["models"][renamed]}  # compare under the source's name
     rows = [(f"{what} ({SOURCE_MODEL} -> {renamed})" if what == "models" else what, *rest)
             for what, *rest in summary_rows(source, destination)]
     return format_table(rows, ("object", "source", "destination", "copy"))
+
+
+def s3_summary(api: client.ApiClient, state: DemoState) -> str:
+    """Where each export to S3 went and what the bucket holds there."""
+    custom = client.CustomObjectsApi(api)
+    lines = []
+    for obj in custom.list_namespaced_custom_object(*API_VERSION.split("/"), NAMESPACE, "mlflowexports")["items"]:
+        path = (obj.get("status") or {}).get("path") or ""
+        if not path.startswith("s3://"):
+            continue
+        bucket, _, prefix = path.removeprefix("s3://").partition("/")
+        keys = S3Server(port=int(state.s3_endpoint.rsplit(":", 1)[1]), access_key=state.s3_access_key,
+                        secret_key=state.s3_secret_key).keys(bucket, prefix)
+        finished = any(key.endswith(".ferry/manifest.json") for key in keys)
+        lines.append(f"MlflowExport {obj['metadata']['name']}: {len(keys)} objects in {path}, "
+                     f"{'finished (manifest written)' if finished else 'NOT finished (no manifest)'}")
+    return "\n".join(lines)
 
 
 def kiroframe_summary(state: DemoState) -> str:
@@ -228,7 +307,9 @@ def instructions(cluster: Cluster, state: DemoState) -> str:
         "  kubectl get ferry -A",
         f"  kubectl describe mlflowimport churn-restore -n {NAMESPACE}",
         f"  .venv/bin/python -m devstack.cluster logs --state-dir .demo/k8s {SYSTEM} {operator_pod(cluster)}",
-        f"MLflow UI: source {state.source_uri}  destination {state.destination_uri}",
+        f"MLflow UI: source {state.source_uri}  destination {state.destination_uri} "
+        f"(user {state.destination_username}, password {state.destination_password})",
+        f"S3 endpoint: {state.s3_endpoint} (access key {state.s3_access_key})",
         f"Kiroframe stand-in: {state.kiroframe_url}/_standin/records",
         "Stop everything: make demo-down",
     ])
@@ -265,6 +346,7 @@ def up() -> None:
     wait_for(api, applied, started)
     click.echo(kubectl(cluster, "get", "ferry", "-A"))
     click.echo(comparison(state))
+    click.echo(s3_summary(api, state))
     click.echo(kiroframe_summary(state) + "\n")
     click.echo(instructions(cluster, state))
     say("demo ready", started)
@@ -292,6 +374,8 @@ def down() -> None:
                 stop_pid(int(line))
     if (DEMO / "k8s").exists():
         Cluster(DEMO / "k8s").down()
+    if STATE.exists():  # PostgreSQL's data lives outside .demo/ (its user must reach it)
+        shutil.rmtree(json.loads(STATE.read_text()).get("postgres_root") or DEMO, ignore_errors=True)
     shutil.rmtree(DEMO, ignore_errors=True)
     click.echo("demo stopped; .demo/ removed", err=True)
 
