@@ -50,9 +50,10 @@ def many_traces(mlflow_src: MlflowServer) -> SeededTraces:
 def exported_many(many_traces: SeededTraces, mlflow_src: MlflowServer,
                   tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("traces-1k") / "export"
-    done = _tool("export-traces", mlflow_src.uri, "--experiment-ids", many_traces.experiment_id,
-                 "--output-dir", str(out), "--quiet").wait(timeout=900)
-    assert done == 0
+    done = subprocess.run([str(BIN / "export-traces"), "--experiment-ids", many_traces.experiment_id,
+                           "--output-dir", str(out), "--quiet"], env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_src.uri},
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
 
 
