@@ -21,8 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 from click.testing import CliRunner
+from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 
 from devstack.mlflow_server import MlflowServer
@@ -94,6 +96,13 @@ def test_round_trip_through_a_bucket_field_by_field_with_a_multipart_file(
     (tmp_path / "heavy").mkdir()
     (tmp_path / "heavy" / "weights.bin").write_bytes(big)
     client.log_artifacts(heavy, str(tmp_path / "heavy"), "model")
+    # The trained model, logged the MLflow 3 way: an object of its own, streamed like a run.
+    trained = client.create_logged_model(seeded.experiment_id, name="trained", source_run_id=heavy, model_type="clf")
+    weights = os.urandom(THRESHOLD + 999)
+    (tmp_path / "trained").mkdir()
+    (tmp_path / "trained" / "weights.bin").write_bytes(weights)
+    client.log_model_artifacts(trained.model_id, str(tmp_path / "trained"))
+    client.finalize_logged_model(trained.model_id, LoggedModelStatus.READY)
     prefix = f"ferry-exports/{unique}/exp"
     url = f"s3://{bucket}/{prefix}"
 
@@ -107,10 +116,13 @@ def test_round_trip_through_a_bucket_field_by_field_with_a_multipart_file(
     runs = sorted([*seeded.all_runs, heavy])
     keys = set(s3.keys(bucket, prefix + "/"))
     assert f"{prefix}/{layout.MANIFEST}" in keys and f"{prefix}/experiment.json" in keys
-    assert sorted(k.removeprefix(f"{prefix}/{layout.OBJECTS}/runs/").removesuffix(".done")
-                  for k in keys if k.startswith(f"{prefix}/{layout.OBJECTS}/")) == runs
+    logged = f"logged_models/{trained.model_id}"
+    objects = sorted([logged, *(f"runs/{r}" for r in runs)])
+    assert sorted(k.removeprefix(f"{prefix}/{layout.OBJECTS}/").removesuffix(".done")
+                  for k in keys if k.startswith(f"{prefix}/{layout.OBJECTS}/")) == objects
     manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=f"{prefix}/{layout.MANIFEST}")["Body"].read())
-    assert manifest["objects"] == [f"runs/{r}" for r in runs] and manifest["phase"] == "Succeeded"
+    assert manifest["objects"] == objects and manifest["phase"] == "Succeeded"
+    assert f"{prefix}/{logged}/artifacts/weights.bin" in keys
     etag = s3.client().head_object(Bucket=bucket, Key=f"{prefix}/runs/{heavy}/artifacts/model/weights.bin")["ETag"]
     assert etag.strip('"').endswith("-3"), f"not uploaded in three parts: {etag}"
 
@@ -127,6 +139,12 @@ def test_round_trip_through_a_bucket_field_by_field_with_a_multipart_file(
     for src_id, dst_id in mapping.items():
         assert run_view(dst, dst_id) == run_view(src, src_id), src_id
     assert run_view(dst, mapping[heavy])["artifacts"]["model/weights.bin"] == big
+    dst_client = MlflowClient(tracking_uri=mlflow_dst.uri)
+    (model,) = dst_client.search_logged_models([exp["experiment_id"]])
+    assert (model.name, model.source_run_id, model.model_type) == ("trained", mapping[heavy], "clf")
+    fetched = mlflow.artifacts.download_artifacts(artifact_uri=f"{model.artifact_location}/weights.bin",
+                                                  dst_path=str(tmp_path / "fetched"), tracking_uri=mlflow_dst.uri)
+    assert Path(fetched).read_bytes() == weights
     assert tags_of(dst.get_run(mapping[seeded.child])["data"])["mlflow.parentRunId"] == mapping[seeded.parent]
 
 

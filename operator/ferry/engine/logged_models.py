@@ -24,6 +24,7 @@ from pathlib import Path
 from ferry.engine import registry_files, runs
 from ferry.engine.registry_format import JsonDict, tags_dict
 from ferry.errors import NotFoundError, ServerError
+from ferry.storage import spool
 from ferry.tracking import logged_models as lm
 from ferry.tracking.client import TrackingClient, tags_of
 
@@ -46,6 +47,11 @@ RunResolver = Callable[[str], str | None]
 # -- export ----------------------------------------------------------------------------------------
 
 
+def is_exported(out_dir: Path) -> bool:
+    """Finished here, or finished and moved to the export's destination (`ferry.storage.spool`)."""
+    return (out_dir / LOGGED_MODEL_FILE).is_file() or spool.current().holds(out_dir)
+
+
 def export_logged_model(client: TrackingClient, model_id: str, out_dir: Path) -> int:
     """Write the logged model's files, then its fields (the completion marker); returns the bytes downloaded."""
     models = lm.LoggedModels(client)
@@ -54,6 +60,7 @@ def export_logged_model(client: TrackingClient, model_id: str, out_dir: Path) ->
     run = _source_run(client, model["info"].get("source_run_id"))
     registry_files.write(out_dir, LOGGED_MODEL_FILE, logged_model_document(model, run), uri=client.uri,
                          script="export_logged_model.py")
+    spool.current().finished(out_dir)  # complete: the export's destination may take it now
     return nbytes
 
 
@@ -165,9 +172,10 @@ def import_logged_model_dir(client: TrackingClient, in_dir: Path, experiment_id:
                             source_run_id=run_id, params={k: str(v) for k, v in (src.get("params") or {}).items()},
                             tags={**tags, SOURCE_MODEL_ID_TAG: src_id})
     dst_id = str(created["info"]["model_id"])
-    artifacts = in_dir / ARTIFACTS_DIR
-    if artifacts.is_dir():
-        _upload(models, created, artifacts, run_id if mlmodel_fix else None, mlmodel_fix)
+    with spool.current().borrowed(in_dir):  # an export in a bucket: its artifacts arrive now
+        artifacts = in_dir / ARTIFACTS_DIR
+        if artifacts.is_dir():
+            _upload(models, created, artifacts, run_id if mlmodel_fix else None, mlmodel_fix)
     for metric_run, points in metrics.items():
         models.log_metrics(metric_run, [{**p, "model_id": dst_id} for p in points])
     if run_id:

@@ -57,7 +57,7 @@ def export_logged_models(client: TrackingClient, experiment_ids: str | Sequence[
             model_id = str(info["model_id"])
             tracker.add_total()
             try:
-                if not (out / model_id / one.LOGGED_MODEL_FILE).is_file():
+                if not one.is_exported(out / model_id):
                     nbytes += one.export_logged_model(client, model_id, out / model_id)
             except FerryError as err:
                 failed.append(f"logged model {model_id} ('{info.get('name')}') of experiment {exp_id}: {err}")

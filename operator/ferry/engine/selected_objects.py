@@ -44,7 +44,7 @@ def export_logged_models(client: TrackingClient, ids: str | Sequence[str], out: 
     def one(model_id: str) -> tuple[str, int]:
         experiment_id = str(models.get(model_id)["info"]["experiment_id"])
         nbytes = 0
-        if not (out / model_id / logged_models.LOGGED_MODEL_FILE).is_file():  # complete from an earlier run
+        if not logged_models.is_exported(out / model_id):  # complete from an earlier run
             nbytes = logged_models.export_logged_model(client, model_id, out / model_id)
         return experiment_id, nbytes
 

@@ -1,17 +1,18 @@
 """An export into, or an import from, an `S3Location`, with a bounded local spool in between.
 
-Export: the engine writes into a temporary local directory as usual. Each run is an object of
-its own: when its ``run.json`` (the run's completion file, written last) is down, `ExportSpool`
-uploads the run's files (large ones in parts), writes the run's marker and deletes the local copy,
-so the local disk holds only the runs in flight. What is left when the engine is done (the
-experiment and index files, models, prompts, traces ...) is uploaded after it, and the manifest
-last. A rerun after a crash lists the markers once and the engine skips those runs, as it skips
-finished run directories in a local export.
+Export: the engine writes into a temporary local directory as usual. Each run and each logged
+model (the bulk of an export: artifacts, trained models) is an object of its own: when its
+completion file (``run.json``, ``logged_model.json``, written last) is down, `ExportSpool` uploads
+the object's files (large ones in parts), writes its marker and deletes the local copy, so the
+local disk holds only the objects in flight. What is left when the engine is done (the experiment
+and index files, registered models, prompts, traces ...) is uploaded after it, and the manifest
+last. A rerun after a crash lists the markers once and the engine skips those objects, as it
+skips finished object directories in a local export.
 
 Import: the manifest must be there (else the export is unfinished, and nothing is imported).
-Everything but the runs' artifacts is downloaded first (the engine reads those files to decide
-what to do), and each run's artifacts are downloaded only while that run is imported, then
-deleted.
+Everything but the objects' artifacts is downloaded first (the engine reads those files to decide
+what to do), and each run's or logged model's artifacts are downloaded only while it is imported,
+then deleted.
 
 `export_to` / `import_from` wrap any engine call that takes a directory; `prune` removes the
 oldest finished exports of a schedule.
@@ -37,6 +38,9 @@ from ferry.storage.bucket import Bucket, Listed
 from ferry.storage.location import S3Location
 
 RUN_FILE = "run.json"  # a run directory's completion file (ferry.engine.runs.RUN_JSON)
+# The completion file of each object streamed on its own, written last (ferry.engine.runs.RUN_JSON,
+# ferry.engine.logged_models.LOGGED_MODEL_FILE).
+COMPLETION_FILES = (RUN_FILE, "logged_model.json")
 ARTIFACTS = "artifacts"
 SPOOL_ENV = "FERRY_SPOOL_DIR"  # where the local spool lives (default: the system's temporary directory)
 
@@ -95,11 +99,12 @@ class ExportSpool(spools.Spool):
 
     def finished(self, directory: Path) -> None:
         rel = self._rel(directory)
-        if rel in (None, ".") or not (directory / RUN_FILE).is_file():
-            return  # outside the spool, or the whole export is this one run (export-run): it goes last
+        done = [name for name in COMPLETION_FILES if (directory / name).is_file()]
+        if rel in (None, ".") or not done:
+            return  # outside the spool, or the whole export is this one object (export-run): it goes last
         files = _files(directory)
-        # The completion file last, then the marker: a half-uploaded run has neither.
-        files.sort(key=lambda p: p.name == RUN_FILE and p.parent == directory)
+        # The completion file last, then the marker: a half-uploaded object has neither.
+        files.sort(key=lambda p: p.name in done and p.parent == directory)
         nbytes = sum(self.bucket.upload(f, f"{rel}/{f.relative_to(directory).as_posix()}") for f in files)
         self.bucket.put_json(layout.marker(rel), {"files": len(files), "bytes": nbytes, "time": round(time.time())})
         shutil.rmtree(directory, ignore_errors=True)
@@ -156,7 +161,7 @@ class ImportSpool(spools.Spool):
 
     @staticmethod
     def _owner(path: str, objects: set[str]) -> str | None:
-        """The run whose artifacts `path` is one of, if any."""
+        """The run or logged model whose artifacts `path` is one of, if any."""
         head, sep, _ = path.partition(f"/{ARTIFACTS}/")
         return head if sep and head in objects else None
 
