@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
@@ -32,7 +32,7 @@ from ferry.errors import FerryError, InputError
 from ferry.outcome import Counts, Outcome
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking.client import TrackingClient
-from ferry.tracking.traces import Traces
+from ferry.tracking.traces import BATCH_GET_SIZE, Traces
 
 JsonDict = fmt.JsonDict
 TRACES_FILE = "traces.json"
@@ -47,13 +47,29 @@ SPANS_FILE = "traces.json"
 def export_trace(client: TrackingClient, trace_id: str, output_dir: str | Path) -> Outcome:
     """Write one trace to `output_dir` (``trace.json`` and ``artifacts/traces.json``)."""
     out = Path(output_dir)
-    _write_trace(Traces(client), trace_id, out)
+    traces = Traces(client)
+    _write_trace(traces, traces.get(trace_id), out)
     return Outcome.of(Counts(traces=1), path=str(out), message=f"exported trace {trace_id} to {out}")
 
 
-def _write_trace(traces: Traces, trace_id: str, out: Path) -> str:
-    """Fetch and write one trace; returns its experiment id."""
-    trace = traces.get(trace_id)
+def _fetched(traces: Traces, trace_ids: list[str]) -> Iterator[tuple[str, JsonDict | FerryError]]:
+    """Each trace of `trace_ids` whole, many per request; one by one where the batch has no spans for it
+    (spans kept in the artifact store, or a server without batchGet). A trace that cannot be read
+    comes as its error."""
+    batch = traces.get_many(trace_ids) if trace_ids else {}
+    for trace_id in trace_ids:
+        trace = batch.get(trace_id)
+        if trace is None or not trace.get("spans"):
+            try:
+                trace = traces.get(trace_id)
+            except FerryError as err:
+                yield trace_id, err
+                continue
+        yield trace_id, trace
+
+
+def _write_trace(traces: Traces, trace: JsonDict, out: Path) -> str:
+    """Write one fetched trace; returns its experiment id."""
     info = fmt.info_to_file(trace["trace_info"])
     spans = fmt.spans_to_file(trace.get("spans") or [])
     write_json(out / SPANS_DIR / SPANS_FILE, {"spans": spans}, compact=True)
@@ -81,23 +97,41 @@ def export_traces(client: TrackingClient, experiment_ids: str | Sequence[str], o
         for experiment in experiments:
             exp_id = experiment["experiment_id"]
             with spools[exp_id].open("w", encoding="utf-8") as spool:
-                for info in traces.search([exp_id], filter=filter_):
-                    tracker.add_total()
-                    trace_id = str(info["trace_id"])
-                    try:
-                        if not (out / trace_id / TRACE_FILE).is_file():
-                            _write_trace(traces, trace_id, out / trace_id)
-                    except (FerryError, MlflowException, ValueError, KeyError) as err:
-                        failed.append(f"trace {trace_id} of experiment '{experiment['name']}': {_reason(err)}")
-                        tracker.fail()
-                        continue
-                    spool.write(trace_id + "\n")
-                    ok += 1
-                    tracker.advance()
+                for page in _chunks((str(i["trace_id"]) for i in traces.search([exp_id], filter=filter_)),
+                                    BATCH_GET_SIZE):
+                    tracker.add_total(len(page))
+                    done = {t for t in page if (out / t / TRACE_FILE).is_file()}  # from an earlier run
+                    for trace_id, trace in _fetched(traces, [t for t in page if t not in done]):
+                        try:
+                            if isinstance(trace, FerryError):
+                                raise trace
+                            _write_trace(traces, trace, out / trace_id)
+                        except (FerryError, MlflowException, ValueError, KeyError) as err:
+                            failed.append(f"trace {trace_id} of experiment '{experiment['name']}': {_reason(err)}")
+                            tracker.fail()
+                            continue
+                        done.add(trace_id)
+                    for trace_id in page:  # in the server's order, as the index lists them
+                        if trace_id in done:
+                            spool.write(trace_id + "\n")
+                            ok += 1
+                            tracker.advance()
         _write_index(out, client.uri, experiments, spools, ok, failed)
     return Outcome.of(Counts(traces=ok), failed, path=str(out),
                       message=f"exported {ok} traces of {len(experiments)} experiments to {out}"
                       + (f"; {len(failed)} failed" if failed else ""))
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """`items` in lists of `size` (the last one shorter), read lazily: memory stays flat."""
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _experiments(client: TrackingClient, ids: str | Sequence[str]) -> list[JsonDict]:
