@@ -33,7 +33,7 @@ from tests.conftest import MLFLOW_WORKERS
 from tests.engine.test_traces import _view, _without_ids
 
 TRACES, SPANS = 1000, 2
-KILL_AT = (0.2, 0.4, 0.6, 0.8)  # shares of the traces in the destination, one killed run each
+KILL_AT = (0.3, 0.7)  # shares of the traces in the destination, one killed run each
 BIN = Path(sys.executable).parent
 # Seeding 1 000 traces and importing them about twice over: minutes, more on a busy machine.
 pytestmark = pytest.mark.timeout(2400)

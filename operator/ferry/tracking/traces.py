@@ -36,6 +36,7 @@ class Traces:
 
     def __init__(self, client: TrackingClient) -> None:
         self.client = client
+        self.batch_reads = True  # until the server refuses a batchGet
 
     @property
     def uri(self) -> str:
@@ -77,13 +78,18 @@ class Traces:
     def get_many(self, trace_ids: Sequence[str]) -> dict[str, JsonDict]:
         """Whole traces by id, up to `BATCH_GET_SIZE` a request (``traces/batchGet``), as `get` returns them.
 
-        Only the spans the tracking store holds itself come back this way; an id missing from the
-        answer, or a server without batchGet (an empty answer), is for `get` to fetch.
+        Only the spans the tracking store holds itself come back this way: a batch holding a trace
+        whose spans are in the artifact store fails whole ("Trace data not stored in tracking
+        store"), and so does a server without batchGet. Then this answers nothing, now and for the
+        rest of this client's life, and `get` fetches each trace.
         """
+        if not self.batch_reads:
+            return {}
         try:
             answer = self._call("GET", "/batchGet", params={"trace_ids": list(trace_ids)},
                                 what=f"{len(trace_ids)} traces")
-        except EndpointMissing:
+        except (EndpointMissing, ServerError):
+            self.batch_reads = False
             return {}
         return {str(t["trace_info"]["trace_id"]): t for t in answer.get("traces") or []}
 
