@@ -15,6 +15,7 @@ import os
 import signal
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -360,6 +361,7 @@ def test_apiserver_restarted_while_a_job_reports_progress(operator, res, k8s_clu
     at_restart = wait_for(lambda: (s := res.status("MlflowExport", "steady")).get("phase") == "Running"
                           and (s.get("progress") or {}).get("done", 0) >= 3 and s["progress"]["done"], 120,
                           "the export running with progress")
+    operator.apiserver_restarted(datetime.now())  # the operator's log times are local
     k8s_cluster.restart_apiserver()
     lap(f"kube-apiserver restarted at progress {at_restart}")
     status = res.wait_phase("MlflowExport", "steady", DONE, timeout=180)

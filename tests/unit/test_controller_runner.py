@@ -55,6 +55,42 @@ def test_a_refused_progress_patch_does_not_stop_the_work(capsys: pytest.CaptureF
     assert len(calls) == 1 and "cannot report progress" in capsys.readouterr().err
 
 
+class Refused(Exception):
+    """What the Kubernetes client raises for a 403."""
+
+    status = 403
+
+
+def test_a_just_restarted_api_server_refusing_for_a_moment_delays_the_progress_only() -> None:
+    """Freshly started, an API server answers 403 until its RBAC caches are filled: retried for a while."""
+    now, sent = [0.0], []
+    refusing = [2]
+
+    def send(status: dict) -> None:
+        if refusing[0]:
+            refusing[0] -= 1
+            raise Refused("pods is forbidden")
+        sent.append(status)
+
+    reporter = ProgressReporter(send, interval=0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    reporter(Progress(total=10, done=3))  # refused: kept
+    now[0] = 5.0
+    reporter(Progress(total=10, done=6))  # refused again, 5 s later: still kept
+    now[0] = 6.0
+    reporter(Progress(total=10, done=10))
+    reporter.close()
+    assert [s["progress"]["done"] for s in sent] == [10]
+
+    stubborn = []
+    reporter = ProgressReporter(lambda status: (stubborn.append(status), (_ for _ in ()).throw(Refused("no"))),
+                                interval=0, clock=lambda: now[0])
+    reporter(Progress(total=10, done=1))
+    now[0] += 31  # refused for longer than a restart takes: the refusal is real, reporting stops
+    reporter(Progress(total=10, done=2))
+    reporter(Progress(total=10, done=3))
+    assert len(stubborn) == 2
+
+
 def test_progress_survives_an_api_server_that_is_away_for_a_while(capsys: pytest.CaptureFixture[str]) -> None:
     """A restarted API server delays the patches; the last state still arrives (close retries it)."""
     sent: list[dict] = []

@@ -207,7 +207,7 @@ def test_resource_caps_like_a_limit_range() -> None:
 
 
 def test_a_bad_policy_value_is_refused_when_the_operator_starts() -> None:
-    with pytest.raises(ValueError, match="maxMemory|max_memory"):
+    with pytest.raises(ValueError, match=r"maxMemory|max_memory"):
         Policy.model_validate({"resources": {"maxMemory": "lots"}})
     with pytest.raises(ValueError, match="allowedImage"):
         Policy.model_validate({"allowedImage": ["x"]})

@@ -1,7 +1,7 @@
 """Live progress of a Job, patched into its own resource's ``status.progress``.
 
-Throttled (at most one patch per interval, plus the final state), best effort (a refused patch is
-reported once and the work goes on), and through the Job's ServiceAccount, which may only
+Throttled (at most one patch per interval, plus the final state), best effort (a patch refused
+for longer than a restarted API server takes to load its RBAC is reported once and the work goes on), and through the Job's ServiceAccount, which may only
 ``patch`` the ``<kind>/status`` of ferry's resources. An API server that cannot be reached for a
 while (restarted, upgraded) only delays the patches: the state is sent again with the next
 progress, and the final state is retried for up to `final_retry_seconds`, so a resource never
@@ -37,6 +37,9 @@ def status_patcher(kind: str, namespace: str, name: str) -> Patcher:
     return send
 
 
+REFUSAL_GRACE_SECONDS = 30.0
+
+
 class ProgressReporter:
     """A `ProgressSink` that patches at most every `interval` seconds; `close` sends the last state."""
 
@@ -52,6 +55,7 @@ class ProgressReporter:
         self._pending: Progress | None = None
         self._broken = False
         self._warned = False
+        self._refused_since: float | None = None  # when the API server began refusing the patches
 
     def __call__(self, progress: Progress) -> None:
         with self._lock:
@@ -76,7 +80,7 @@ class ProgressReporter:
         try:
             self._send(status.wire())
         except Exception as err:  # progress is informative; never let it fail the work
-            transient = _unreachable(err)
+            transient = _unreachable(err) or self._briefly_refused(err)
             if transient and self._pending is None:
                 self._pending = p  # sent again with the next progress, or by close()
             else:
@@ -86,7 +90,18 @@ class ProgressReporter:
                 then = "will retry" if transient else "continuing without it"
                 print(f"warning: cannot report progress ({type(err).__name__}: {err}); {then}", file=sys.stderr)
             return not transient
+        self._refused_since = None
         return True
+
+    def _briefly_refused(self, err: Exception) -> bool:
+        """A 401/403 within `REFUSAL_GRACE_SECONDS` of the first: an API server that has just started
+        answers before its RBAC caches are filled. Refused for longer, the refusal is real."""
+        if getattr(err, "status", None) not in (401, 403):
+            return False
+        now = self._clock()
+        if self._refused_since is None:
+            self._refused_since = now
+        return now - self._refused_since < REFUSAL_GRACE_SECONDS
 
 
 def _unreachable(err: Exception) -> bool:
