@@ -45,13 +45,7 @@ def export_all(ctx: opts.Context, output_dir: str, export_latest_versions: bool,
 @opts.flag("--delete-prompt", "If a prompt exists, first delete it and all its versions.")
 @opts.flag("--delete-evaluation-dataset", "Delete each existing evaluation dataset before importing it.")
 @opts.databricks_only("import_permissions")
-@click.option("--experiment-rename-file", help="File of 'old_name,new_name' lines renaming experiments.")
-@click.option("--model-rename-file", help="File of 'old_name,new_name' lines renaming models.")
-@opts.flag("--import-source-tags", "Record the source objects' fields as 'mlflow_exim.*' tags.")
-@opts.flag("--use-src-user-id", "Set each run's user to the source run's user.")
-@opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
-@opts.flag("--verbose", "Accepted for compatibility.")
-@opts.webhook_secrets_file
+@opts.model_import_options
 @opts.workers_and_quiet
 @opts.run_command
 def import_all(ctx: opts.Context, input_dir: str, delete_model: bool, delete_prompt: bool,

@@ -109,13 +109,7 @@ def with_webhooks(done: Outcome, webhooks: Callable[[], Outcome | None]) -> Outc
 @opts.command("Import registered models and their experiments written by export-models.")
 @opts.input_dir
 @opts.flag("--delete-model", "If a model exists, first delete it and all its versions.")
-@click.option("--experiment-rename-file", help="File of 'old_name,new_name' lines renaming experiments.")
-@click.option("--model-rename-file", help="File of 'old_name,new_name' lines renaming models.")
-@opts.flag("--import-source-tags", "Record the source objects' fields as 'mlflow_exim.*' tags.")
-@opts.flag("--use-src-user-id", "Set each run's user to the source run's user.")
-@opts.flag("--use-threads", "Accepted for compatibility; see --workers.")
-@opts.flag("--verbose", "Accepted for compatibility.")
-@opts.webhook_secrets_file
+@opts.model_import_options
 @opts.databricks_only("import_permissions")
 @opts.workers_and_quiet
 @opts.run_command

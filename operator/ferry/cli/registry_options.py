@@ -99,3 +99,19 @@ webhook_secrets_file = click.option(
     help="JSON or YAML mapping of webhook name to signing secret (or a directory of one file per webhook) for "
     "the webhooks under webhooks/, which are exported without them. A webhook it does not name is imported "
     "without a secret and reported; an empty value means it has none.")
+
+
+def model_import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags import-models and import-all share, with the peer's names: renames, source tags and
+    user, the compatibility flags, and the webhooks' secrets."""
+    for option in reversed([
+        click.option("--experiment-rename-file", help="File of 'old_name,new_name' lines renaming experiments."),
+        click.option("--model-rename-file", help="File of 'old_name,new_name' lines renaming models."),
+        flag("--import-source-tags", "Record the source objects' fields as 'mlflow_exim.*' tags."),
+        flag("--use-src-user-id", "Set each run's user to the source run's user."),
+        flag("--use-threads", "Accepted for compatibility; see --workers."),
+        flag("--verbose", "Accepted for compatibility."),
+        webhook_secrets_file,
+    ]):
+        fn = option(fn)
+    return fn
