@@ -23,6 +23,7 @@ from devstack.mlflow_server import MlflowServer
 from ferry.engine.service import export_objects, import_objects
 from ferry.options import ExportOptions, ImportOptions, ImportTarget, Renames, Selection
 from tests.engine.logged_model_seed import SeededLoggedModels, seed_logged_models
+from tests.engine.test_traces import _last_trace
 
 
 @dataclass
@@ -38,13 +39,6 @@ def _answer(question: str) -> str:
         span.set_inputs({"q": question})
         span.set_outputs({"hits": 2})
     return question.upper()
-
-
-def _last_trace() -> str:
-    mlflow.flush_trace_async_logging()
-    trace_id = mlflow.get_last_active_trace_id()
-    assert trace_id
-    return trace_id
 
 
 @pytest.fixture(scope="module")
