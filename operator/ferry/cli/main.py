@@ -50,6 +50,7 @@ def operator(
     }
     # Flags win over FERRY_* variables: put them in the environment the settings are read from.
     os.environ.update({k: v for k, v in overrides.items() if v is not None})
+    _check_settings()
     import kopf
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
@@ -90,3 +91,23 @@ def version() -> None:
 
 def main() -> None:
     cli()
+
+
+def _check_settings() -> None:
+    """A bad FERRY_* value (the policy's JSON, a port) is one line before kopf starts, not a traceback
+    from its startup handler."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from ferry.controller.settings import OperatorSettings
+
+    try:
+        OperatorSettings()
+    except SettingsError as err:  # not even JSON
+        field = str(err).split('"')[1] if '"' in str(err) else "settings"
+        raise click.ClickException(f"FERRY_{field.upper()}: not valid JSON") from None
+    except ValidationError as err:
+        first = err.errors()[0]
+        head, *inside = [str(part) for part in first["loc"]]
+        where = f"FERRY_{head.upper()}" + (f" ({'.'.join(inside)})" if inside else "")
+        raise click.ClickException(f"{where}: {first['msg']}") from None
