@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -196,7 +195,7 @@ def _resource_violations(job: JobSettings, caps: ResourcePolicy) -> Iterator[str
         limits, requests = job.resources.limits or {}, job.resources.requests or {}
         for part, values in (("limits", limits), ("requests", requests)):
             value = values.get(resource)
-            if value is not None and _quantity(value) > _quantity(cap):
+            if value is not None and parse_quantity(value) > parse_quantity(cap):
                 yield f"policy.resources.{rule}: spec.job.resources.{part}.{resource} {value} is over {cap}"
         if resource == "memory" and "memory" not in limits:
             yield f"policy.resources.{rule}: spec.job.resources.limits.memory must be set (at most {cap})"
@@ -228,10 +227,6 @@ def _matches(value: str, patterns: list[str]) -> bool:
 def _has_label(labels: Mapping[str, str], selector: LabelSelector) -> bool:
     key, _, value = selector.partition("=")
     return key in labels and (not value or labels[key] == value)
-
-
-def _quantity(value: str | int | float) -> Decimal:
-    return parse_quantity(value)
 
 
 def _parts(model: Any, types: type | tuple[type, ...], where: str = "spec") -> Iterator[tuple[str, Any]]:
