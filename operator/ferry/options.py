@@ -220,3 +220,49 @@ class KiroframeOptions(WireModel):
         description="Only runs that started or ended since the previous sync (status.watermark), plus running "
         "ones; off sends everything every time (the command's default is a full sync).",
     )
+
+
+class MirrorObjects(WireModel):
+    """What a mirror keeps in step; '*' (or 'all') in a list means every object of that kind."""
+
+    experiments: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Experiments by name, with their runs (and, per options, their artifacts, traces and logged "
+        "models); '*' (or 'all') means every experiment. Default: every experiment.",
+    )
+    models: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Registered models by name, with their versions, stages, aliases, tags and descriptions; "
+        "'*' (or 'all') means every model. A version's run is the mirrored copy of its source run. "
+        "Default: every model.",
+    )
+    prompts: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="MLflow 3 prompts by name, with their versions, tags and aliases; '*' (or 'all') means every "
+        "prompt. Default: every prompt.",
+    )
+
+
+class MirrorOptions(WireModel):
+    """How a mirror syncs; each field is `ferry mirror`'s flag of the same name."""
+
+    include_artifacts: bool = Field(
+        default=True, description="Copy the runs' artifact files too (new and changed files of changed runs)."
+    )
+    include_traces: bool = Field(default=True, description="Copy the mirrored experiments' traces.")
+    include_logged_models: bool = Field(
+        default=True, description="Copy the mirrored experiments' MLflow 3 logged models."
+    )
+    delete_missing: bool = Field(
+        default=False,
+        description="Delete at the destination what was deleted at the source: runs and experiments are "
+        "soft-deleted (MLflow's deleted view keeps them), registered model versions deleted. Off: the destination "
+        "keeps everything it ever received.",
+    )
+    full_compare_every: str = Field(
+        default="24h",
+        pattern=r"^(0|([0-9]+(s|m|h|d))+)$",
+        description="How often a sync compares every mirrored run with its copy instead of only what changed "
+        "since the last sync, e.g. 24h or 30m; 0 never. It catches the edits MLflow keeps no time for (a tag set "
+        "on a finished run, a backfilled metric step).",
+    )

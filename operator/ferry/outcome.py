@@ -99,7 +99,13 @@ class Outcome(BaseModel):
     failed: list[str] = Field(default_factory=list, description="The objects that failed, each with its reason.")
     message: str = ""
     path: str | None = Field(default=None, description="Where the export was written, if anything was.")
-    watermark: int | None = Field(default=None, description="Kiroframe sync: the next incremental start (ms).")
+    watermark: int | None = Field(default=None, description="Kiroframe sync, mirror: the next incremental start (ms).")
+    lag_seconds: int | None = Field(
+        default=None, description="Mirror: age of the oldest source change not copied when the sync ended; 0: in step."
+    )
+    full_compare_time: int | None = Field(
+        default=None, description="Mirror: when this sync began comparing everything (ms); unset: it was incremental."
+    )
 
     @classmethod
     def of(cls, counts: Counts, failed: Iterable[str] = (), *, message: str | None = None,

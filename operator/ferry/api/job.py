@@ -35,5 +35,10 @@ class JobPayload(ApiModel):
         "the import reads; outputPath / inputPath then hold its s3:// URL. Credentials come from the environment.",
     )
     keep: int | None = Field(default=None, description="Scheduled export: sibling export directories to retain.")
-    watermark: int | None = Field(default=None, description="KiroframeSync: start of this incremental sync (ms).")
+    watermark: int | None = Field(
+        default=None, description="KiroframeSync, MlflowMirror: start of this incremental sync (ms)."
+    )
+    last_full_compare: int | None = Field(
+        default=None, description="MlflowMirror: when the latest full comparison began (ms); unset: never."
+    )
     scheduled_time: str | None = None
