@@ -6,6 +6,9 @@ Job's credentials Secret works for both tools unchanged.
 
 from __future__ import annotations
 
+import os
+from typing import Self
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,3 +29,18 @@ class TrackingSettings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1, validation_alias="FERRY_HTTP_MAX_ATTEMPTS")
     retry_seconds: float = Field(default=60.0, ge=0, validation_alias="FERRY_HTTP_RETRY_SECONDS")
     pool_size: int = Field(default=16, ge=1, validation_alias="FERRY_HTTP_POOL_SIZE")
+
+    @classmethod
+    def from_env(cls, prefix: str = "") -> Self:
+        """The settings of one of two servers: ``{prefix}MLFLOW_TRACKING_*`` first, the plain variable else.
+
+        A mirror talks to two servers, each with its own credentials (the Job gets each server's
+        Secret with its own prefix, ``SRC_`` and ``DST_``); our knobs (``FERRY_HTTP_*``) are shared.
+        """
+        if not prefix:
+            return cls()
+        credentials = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                       "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                       "MLFLOW_TRACKING_CLIENT_CERT_PATH")
+        prefixed = {name: os.environ[prefix + name] for name in credentials if prefix + name in os.environ}
+        return cls(**prefixed) if prefixed else cls()
