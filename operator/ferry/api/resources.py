@@ -1,4 +1,4 @@
-"""The three kinds, with what the CRD, the controller and the runner need to know of each."""
+"""The four kinds, with what the CRD, the controller and the runner need to know of each."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from ferry.api.export import MlflowExportSpec, MlflowExportStatus
 from ferry.api.kiroframe import KiroframeSyncSpec, KiroframeSyncStatus
+from ferry.api.mirror import SYNC_NOW_ANNOTATION, MlflowMirrorSpec, MlflowMirrorStatus
 from ferry.api.mlflow_import import MlflowImportSpec, MlflowImportStatus
 from ferry.api.status import BaseStatus
 
@@ -87,6 +88,25 @@ KIROFRAME_SYNC = Kind(
     ),
 )
 
-KINDS: tuple[Kind, ...] = (MLFLOW_EXPORT, MLFLOW_IMPORT, KIROFRAME_SYNC)
+MLFLOW_MIRROR = Kind(
+    kind="MlflowMirror",
+    plural="mlflowmirrors",
+    short_name="mlmirror",
+    spec=MlflowMirrorSpec,
+    status=MlflowMirrorStatus,
+    description="Keeps a standby MLflow tracking server in step with a primary on a cron schedule, incrementally, "
+    f"server to server; the annotation {SYNC_NOW_ANNOTATION} starts one sync at once (a cut-over).",
+    always_scheduled=True,
+    columns=(
+        PHASE,
+        PrinterColumn("Lag", ".status.lagSeconds", type="integer",
+                      description="Seconds the standby is behind, as of the latest sync."),
+        PrinterColumn("Last Sync", ".status.lastSyncTime", type="date"),
+        AGE,
+        MESSAGE,
+    ),
+)
+
+KINDS: tuple[Kind, ...] = (MLFLOW_EXPORT, MLFLOW_IMPORT, KIROFRAME_SYNC, MLFLOW_MIRROR)
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
 BY_PLURAL: dict[str, Kind] = {k.plural: k for k in KINDS}
