@@ -55,6 +55,12 @@ SYNC_SPEC: dict[str, Any] = {
     "schedule": "0 3 * * *",
 }
 
+MIRROR_SPEC: dict[str, Any] = {
+    "source": {"trackingUri": "http://mlflow:5000", "credentialsSecret": {"name": "primary"}},
+    "destination": {"trackingUri": "http://mlflow-standby:5000", "credentialsSecret": {"name": "standby"}},
+    "schedule": "0 3 * * *",
+}
+
 
 def ago(seconds: float) -> str:
     return format_time(NOW - timedelta(seconds=seconds))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from ferry.api.job import ENV_VAR
-from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT
-from ferry.controller.jobs import build_job, one_shot_job_name, scheduled_job_name
+from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_MIRROR
+from ferry.controller.jobs import build_job, one_shot_job_name, scheduled_job_name, sync_now_job_name
 from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
 
@@ -101,6 +101,32 @@ def test_kiroframe_token_comes_from_secret_key_ref() -> None:
     assert container["resources"]["limits"] == {"memory": SETTINGS.job_memory_limit}
 
 
+MIRROR_SPEC = {
+    "source": {"trackingUri": "http://mlflow:5000", "credentialsSecret": {"name": "primary"}},
+    "destination": {"trackingUri": "http://mlflow-standby:5000", "credentialsSecret": {"name": "standby"}},
+    "schedule": "*/5 * * * *",
+}
+
+
+def test_a_mirrors_two_credentials_secrets_reach_the_job_under_prefixes_of_their_own() -> None:
+    """Both Secrets hold MLFLOW_TRACKING_* keys: unprefixed, the second would shadow the first."""
+    resource = Resource(MLFLOW_MIRROR, body("MlflowMirror", MIRROR_SPEC))
+    job = build_job(resource, MLFLOW_MIRROR.spec.model_validate(MIRROR_SPEC), job_name="n-1", settings=SETTINGS,
+                    watermark=42, last_full_compare=41)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "primary"}, "prefix": "SRC_"},
+                                    {"secretRef": {"name": "standby"}, "prefix": "DST_"}]
+    payload = json.loads({e["name"]: e for e in container["env"]}[ENV_VAR]["value"])
+    assert (payload["kind"], payload["watermark"], payload["lastFullCompare"]) == ("MlflowMirror", 42, 41)
+    assert [v["name"] for v in job["spec"]["template"]["spec"]["volumes"]] == ["scratch"]
+
+    only_source = {**MIRROR_SPEC, "destination": {"trackingUri": "http://mlflow-standby:5000"}}
+    job = build_job(Resource(MLFLOW_MIRROR, body("MlflowMirror", only_source)),
+                    MLFLOW_MIRROR.spec.model_validate(only_source), job_name="n-1", settings=SETTINGS)
+    assert job["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "primary"}, "prefix": "SRC_"}]
+
+
 def test_job_names_are_deterministic_and_fit_a_label() -> None:
     long = "a" * 80
     assert one_shot_job_name("nightly", "uid-1") == one_shot_job_name("nightly", "uid-1")
@@ -108,3 +134,8 @@ def test_job_names_are_deterministic_and_fit_a_label() -> None:
     assert len(one_shot_job_name(long, "u")) <= 63
     assert scheduled_job_name("sync", 1700000000) == "sync-1700000000"
     assert len(scheduled_job_name(long, 1700000000)) <= 63
+    assert sync_now_job_name("standby", "uid-1", "cut-over") == sync_now_job_name("standby", "uid-1", "cut-over")
+    assert sync_now_job_name("standby", "uid-1", "cut-over") != sync_now_job_name("standby", "uid-1", "again")
+    assert sync_now_job_name("standby", "uid-1", "x") != sync_now_job_name("standby", "uid-2", "x")
+    assert sync_now_job_name("standby", "uid-1", "x").startswith("standby-now-")
+    assert len(sync_now_job_name(long, "u", "x")) <= 63

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT, MLFLOW_MIRROR
 from ferry.controller.validation import validate
 
 EXPORT = {
@@ -20,7 +20,12 @@ SYNC = {
     "kiroframe": {"url": "https://kf.example", "tokenSecret": {"name": "kf"}},
     "schedule": "*/5 * * * *",
 }
-BASE = {MLFLOW_EXPORT: EXPORT, MLFLOW_IMPORT: IMPORT, KIROFRAME_SYNC: SYNC}
+MIRROR = {
+    "source": {"trackingUri": "http://mlflow:5000"},
+    "destination": {"trackingUri": "http://mlflow-standby:5000"},
+    "schedule": "*/5 * * * *",
+}
+BASE = {MLFLOW_EXPORT: EXPORT, MLFLOW_IMPORT: IMPORT, KIROFRAME_SYNC: SYNC, MLFLOW_MIRROR: MIRROR}
 
 
 def changed(kind, path: str, value):
@@ -119,6 +124,29 @@ CASES = {
         "spec.successfulJobsHistoryLimit: Input should be greater than or equal to 0",
     ),
     "unknown field": (changed(MLFLOW_IMPORT, "destinaton", {}), "spec.destinaton: Extra inputs are not permitted"),
+    "mirror onto its source": (
+        changed(MLFLOW_MIRROR, "destination.trackingUri", "http://MLflow:5000/"),
+        "spec.destination.trackingUri: 'http://MLflow:5000/' is the source; a mirror copies to another server",
+    ),
+    "mirror onto its source by the default port": (
+        (MLFLOW_MIRROR, {**MIRROR, "source": {"trackingUri": "https://mlflow.example/api"},
+                         "destination": {"trackingUri": "https://mlflow.example:443/api/"}}),
+        "spec.destination.trackingUri: 'https://mlflow.example:443/api/' is the source",
+    ),
+    "mirror without a schedule": (changed(MLFLOW_MIRROR, "schedule", None), "spec.schedule: Field required"),
+    "mirror with a bad schedule": (changed(MLFLOW_MIRROR, "schedule", "*/5 * *"), "spec.schedule: '*/5 * *' has 3"),
+    "mirror destination with a password": (
+        changed(MLFLOW_MIRROR, "destination.trackingUri", "http://bob:hunter2@standby:5000"),
+        "spec.destination.trackingUri: credentials must not be part of the URL",
+    ),
+    "mirror empty rename": (
+        changed(MLFLOW_MIRROR, "renames", {"experiments": {"prod/": ""}}),
+        "spec.renames.experiments: 'prod/' -> '' has an empty name",
+    ),
+    "mirror bad full compare period": (
+        changed(MLFLOW_MIRROR, "options", {"fullCompareEvery": "daily"}),
+        "spec.options.fullCompareEvery: String should match pattern",
+    ),
 }
 
 
@@ -170,3 +198,10 @@ def test_messages_never_echo_a_password() -> None:
     kind, spec = changed(MLFLOW_EXPORT, "source.trackingUri", "http://bob:hunter2@:99999")
     _, errors = validate(kind, spec)
     assert errors and not any("hunter2" in e for e in errors)
+
+
+def test_a_mirror_between_two_paths_of_one_host_is_two_servers() -> None:
+    spec = {**MIRROR, "source": {"trackingUri": "https://ml.example/eu"},
+            "destination": {"trackingUri": "https://ml.example/us"}}
+    model, errors = validate(MLFLOW_MIRROR, spec)
+    assert errors == [] and model is not None

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT, MLFLOW_MIRROR
 from ferry.controller.lifecycle import Observed, decide
 from ferry.controller.policy import Policy, credential_secrets, violations
 from ferry.controller.schedules import tick
@@ -20,6 +20,7 @@ from ferry.controller.validation import validate
 from tests.unit.decisions import (
     EXPORT_SPEC,
     IMPORT_PVC_SPEC,
+    MIRROR_SPEC,
     NOW,
     SETTINGS,
     SYNC_SPEC,
@@ -158,6 +159,38 @@ def test_a_schedule_reads_the_labels_only_when_a_run_is_due() -> None:
     assert read == ["read"]
     assert patch["phase"] == "FailedValidation"
     assert patch["validationErrors"][0].startswith("policy.credentialsSecretLabel: spec.kiroframe.tokenSecret.name")
+
+
+def test_a_mirrors_two_secrets_both_need_the_label() -> None:
+    model, _ = validate(MLFLOW_MIRROR, MIRROR_SPEC)
+    assert dict(credential_secrets(model)) == {"spec.source.credentialsSecret.name": "primary",
+                                               "spec.destination.credentialsSecret.name": "standby"}
+    policy = Policy.model_validate({"credentialsSecretLabel": "ferry.dev/credentials"})
+    marked = {"ferry.dev/credentials": "true"}
+    assert refusals(MLFLOW_MIRROR, MIRROR_SPEC, policy, {"primary": marked, "standby": marked}) == []
+    assert refusals(MLFLOW_MIRROR, MIRROR_SPEC, policy, {"primary": marked, "standby": {}}) == [
+        "policy.credentialsSecretLabel: spec.destination.credentialsSecret.name names Secret 'standby', which "
+        "does not carry the label ferry.dev/credentials"]
+    due = resource(MLFLOW_MIRROR, MIRROR_SPEC, created="2024-01-30T02:59:00Z")
+    patch = the_patch(tick(due, NOW, settings(credentialsSecretLabel="ferry.dev/credentials"), lambda: [],
+                           lambda spec: {"primary": {}, "standby": marked}))
+    assert patch["phase"] == "FailedValidation"
+    assert patch["validationErrors"] == [
+        "policy.credentialsSecretLabel: spec.source.credentialsSecret.name names Secret 'primary', which "
+        "does not carry the label ferry.dev/credentials"]
+
+
+def test_a_mirrors_source_and_destination_both_obey_the_tracking_hosts() -> None:
+    policy = Policy.model_validate({"allowedTrackingHosts": ["mlflow:5000", "mlflow-standby:5000"]})
+    assert refusals(MLFLOW_MIRROR, MIRROR_SPEC, policy) == []
+    away = copy.deepcopy(MIRROR_SPEC)
+    away["destination"]["trackingUri"] = "http://10.0.0.7:5000"
+    assert refusals(MLFLOW_MIRROR, away, policy) == [
+        "policy.allowedTrackingHosts: spec.destination.trackingUri host '10.0.0.7' is not allowed "
+        "(allowed: mlflow:5000, mlflow-standby:5000)"]
+    away["source"]["trackingUri"] = "http://169.254.169.254"
+    assert [line.split(" host")[0] for line in refusals(MLFLOW_MIRROR, away, policy)] == [
+        "policy.allowedTrackingHosts: spec.source.trackingUri", "policy.allowedTrackingHosts: spec.destination.trackingUri"]
 
 
 # --- hosts, buckets, resources ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ferry.api.common import (
 )
 from ferry.api.job import DATA_DIR, ENV_VAR, KIROFRAME_TOKEN_ENV, SCRATCH_DIR, TERMINATION_LOG, JobPayload
 from ferry.api.kiroframe import KiroframeSyncSpec
+from ferry.api.mirror import MlflowMirrorSpec
 from ferry.api.mlflow_import import WEBHOOK_SECRETS_DIR, MlflowImportSpec
 from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
@@ -47,6 +48,12 @@ def one_shot_job_name(name: str, uid: str) -> str:
 def scheduled_job_name(name: str, scheduled_unix: int) -> str:
     """``<resource>-<unix time of the scheduled run>``, as a CronJob names its Jobs."""
     suffix = str(scheduled_unix)
+    return f"{name[: MAX_NAME - len(suffix) - 1].rstrip('-.')}-{suffix}"
+
+
+def sync_now_job_name(name: str, uid: str, value: str) -> str:
+    """``<resource>-now-<8 hex of its uid and the request>``: one Job per requested value of this object."""
+    suffix = "now-" + hashlib.sha1(f"{uid}/{value}".encode()).hexdigest()[:8]
     return f"{name[: MAX_NAME - len(suffix) - 1].rstrip('-.')}-{suffix}"
 
 
@@ -207,15 +214,30 @@ def s3_credentials_env(secret: str) -> list[dict[str, Any]]:
     return [ref(S3_ACCESS_KEY_ID), ref(S3_SECRET_ACCESS_KEY), ref(S3_SESSION_TOKEN, optional=True)]
 
 
-def tracking_server(spec: BaseModel) -> TrackingServer:
-    """The MLflow server the Job talks to: an import's destination, everyone else's source."""
+SOURCE_ENV_PREFIX = "SRC_"
+DESTINATION_ENV_PREFIX = "DST_"
+
+
+def tracking_servers(spec: BaseModel) -> list[tuple[str, TrackingServer]]:
+    """The MLflow servers the Job talks to, each with the prefix its credentials get in the environment.
+
+    An import's destination or an export's (a sync's) source, unprefixed: MLflow's own variable
+    names, so one Secret serves mlflow-export-import too. A mirror talks to two servers whose
+    Secrets hold the same keys: each Secret's keys get a prefix of their own (``envFrom.prefix``),
+    ``SRC_MLFLOW_TRACKING_TOKEN`` beside ``DST_MLFLOW_TRACKING_TOKEN``.
+    """
+    if isinstance(spec, MlflowMirrorSpec):
+        return [(SOURCE_ENV_PREFIX, spec.source), (DESTINATION_ENV_PREFIX, spec.destination)]
     server: TrackingServer = spec.destination if isinstance(spec, MlflowImportSpec) else spec.source  # type: ignore[attr-defined]
-    return server
+    return [("", server)]
 
 
 def _env_from(spec: BaseModel) -> list[dict[str, Any]]:
-    secret = tracking_server(spec).credentials_secret
-    return [{"secretRef": {"name": secret.name}}] if secret else []
+    env_from: list[dict[str, Any]] = []
+    for prefix, server in tracking_servers(spec):
+        if server.credentials_secret is not None:
+            env_from.append({"secretRef": {"name": server.credentials_secret.name}, **({"prefix": prefix} if prefix else {})})
+    return env_from
 
 
 def _resources(job: JobSettings, settings: OperatorSettings) -> dict[str, Any]:

@@ -29,8 +29,10 @@ from ferry.api.common import (
 from ferry.api.export import MlflowExportSpec
 from ferry.api.job import ENV_VAR, KIROFRAME_TOKEN_ENV
 from ferry.api.kiroframe import KiroframeSyncSpec
+from ferry.api.mirror import MlflowMirrorSpec
 from ferry.api.mlflow_import import MlflowImportSpec
 from ferry.controller.cron import cron_error, zone_error
+from ferry.options import Renames
 
 QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 RESERVED_ENV = {ENV_VAR, KIROFRAME_TOKEN_ENV, "HOME", "TMPDIR"}
@@ -61,6 +63,11 @@ def _semantic_errors(spec: BaseModel) -> Iterator[str]:
     elif isinstance(spec, KiroframeSyncSpec):
         yield from _server_errors("spec.source", spec.source)
         yield from _url_errors("spec.kiroframe.url", spec.kiroframe.url)
+        yield from _schedule_errors(spec, spec.schedule)
+    elif isinstance(spec, MlflowMirrorSpec):
+        yield from _server_errors("spec.source", spec.source)
+        yield from _server_errors("spec.destination", spec.destination)
+        yield from _mirror_errors(spec)
         yield from _schedule_errors(spec, spec.schedule)
     job = getattr(spec, "job", None)
     if job is not None:
@@ -179,12 +186,41 @@ def _import_errors(spec: MlflowImportSpec) -> Iterator[str]:
         yield from _path_errors("spec.source.pvc", source.pvc)
     if source.s3 is not None:
         yield from _s3_errors("spec.source.s3", source.s3)
-    renames = spec.target.renames if spec.target else None
-    if renames is not None:
-        for what, mapping in (("experiments", renames.experiments), ("models", renames.models)):
-            for old, new in mapping.items():
-                if not old.strip() or not new.strip():
-                    yield f"spec.target.renames.{what}: '{old}' -> '{new}' has an empty name"
+    if spec.target is not None and spec.target.renames is not None:
+        yield from _rename_errors("spec.target.renames", spec.target.renames)
+
+
+def _rename_errors(where: str, renames: Renames) -> Iterator[str]:
+    for what, mapping in (("experiments", renames.experiments), ("models", renames.models)):
+        for old, new in mapping.items():
+            if not old.strip() or not new.strip():
+                yield f"{where}.{what}: '{old}' -> '{new}' has an empty name"
+
+
+def _mirror_errors(spec: MlflowMirrorSpec) -> Iterator[str]:
+    if _same_server(spec.source.tracking_uri, spec.destination.tracking_uri):
+        yield (f"spec.destination.trackingUri: '{_redact(spec.destination.tracking_uri)}' is the source; a mirror "
+               "copies to another server")
+    if spec.renames is not None:
+        yield from _rename_errors("spec.renames", spec.renames)
+
+
+def _same_server(one: str, other: str) -> bool:
+    """The same tracking URI, up to the case of scheme and host, a default port and a trailing '/'."""
+    return _normal_uri(one) == _normal_uri(other)
+
+
+def _normal_uri(uri: str) -> str:
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return uri
+    if not parts.netloc:  # databricks, databricks://<profile>
+        return uri.rstrip("/")
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    host = (parts.hostname or "") + (f":{port}" if port is not None and port != default else "")
+    return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
 
 
 def _job_errors(job: JobSettings) -> Iterator[str]:
