@@ -19,7 +19,7 @@ def test_no_registered_handler_makes_kopf_add_a_finalizer() -> None:
     blocking = [h.id for h in registry._changing.get_all_handlers() if h.requires_finalizer]
     assert blocking == []  # e.g. a mandatory @kopf.on.delete
     indexed = {h.selector.any_name for h in registry._indexing.get_all_handlers() if h.selector}
-    assert indexed == {"kiroframesyncs", "mlflowexports", "mlflowimports"}
+    assert indexed == {"kiroframesyncs", "mlflowexports", "mlflowimports", "mlflowmirrors"}
 
 
 def _body(name: str) -> dict[str, Any]:

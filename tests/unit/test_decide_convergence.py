@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT, MLFLOW_MIRROR
 from ferry.controller.actions import DeleteJob
 from ferry.controller.convergence import converge, job_deleted
 from ferry.outcome import Counts, Outcome, Phase
 from tests.unit.decisions import (
     EXPORT_SPEC,
     IMPORT_PVC_SPEC,
+    MIRROR_SPEC,
     NOW,
     NOW_TEXT,
     PATH,
@@ -369,3 +370,53 @@ def test_a_scheduled_run_whose_pod_never_starts_fails_that_run_and_frees_the_sch
     assert [a.name for a in actions if isinstance(a, DeleteJob)] == [RUN]
     young = run_job("Running", created="2024-01-31T11:58:00Z")
     assert not [a for a in converge(pending, young, [stuck], NOW, start_timeout=300) if isinstance(a, DeleteJob)]
+
+
+# --- a mirror: how far behind the standby is -----------------------------------------------------------
+
+
+def standby(**status: object):
+    stored = {"phase": "Running", "jobName": RUN, "lastScheduleTime": "2024-01-31T03:00:00Z",
+              "watermark": 1706670000000, "lastSyncTime": "2024-01-31T02:05:00Z", "lagSeconds": 12,
+              "lastFullCompareTime": "2024-01-30T03:00:00Z",
+              "active": [{"name": RUN, "scheduledTime": "2024-01-31T03:00:00Z"}], **status}  # fmt: skip
+    return resource(MLFLOW_MIRROR, MIRROR_SPEC, stored, name="standby")
+
+
+def test_a_finished_sync_writes_the_standbys_watermark_lag_and_last_sync() -> None:
+    synced = Outcome(counts=Counts(experiments=1, runs=3), watermark=1706670290000, lag_seconds=7)
+    actions = converge(standby(), run_job(), [pod(synced)], NOW)
+    patch = the_patch(actions)
+    assert (patch["phase"], patch["watermark"], patch["lagSeconds"]) == ("Succeeded", 1706670290000, 7)
+    assert patch["lastSyncTime"] == patch["lastSuccessfulTime"] == COMPLETED
+    assert "lastFullCompareTime" not in patch  # an incremental sync: the last comparison stands
+    assert annotated(actions) == [(RUN, {RECORDED: "true"})]
+
+
+def test_a_sync_that_compared_everything_says_when() -> None:
+    compared = Outcome(watermark=1706670290000, lag_seconds=0, full_compare_time=1706670001500)
+    patch = the_patch(converge(standby(), run_job(), [pod(compared)], NOW))
+    assert (patch["lastFullCompareTime"], patch["lagSeconds"]) == ("2024-01-31T03:00:01Z", 0)
+
+
+def test_a_partly_failed_sync_is_a_sync_that_did_not_fail() -> None:
+    partly = Outcome.of(Counts(runs=2), ["run r1: artifact too large"])
+    partly = partly.model_copy(update={"watermark": 1706670000000, "lag_seconds": 290})
+    patch = the_patch(converge(standby(), run_job(), [pod(partly)], NOW))
+    assert patch["phase"] == "PartiallyFailed" and patch["lastSyncTime"] == COMPLETED and patch["lagSeconds"] == 290
+
+
+def test_a_failed_sync_keeps_the_watermark_and_counts_the_lag_from_it() -> None:
+    broke = Outcome(phase=Phase.FAILED, message="destination answered 503", watermark=1706670290000, lag_seconds=1)
+    patch = the_patch(converge(standby(), run_job("Failed"), [pod(broke, 1)], NOW))
+    assert patch["phase"] == "Failed"
+    assert "watermark" not in patch and "lastSyncTime" not in patch and "lastSuccessfulTime" not in patch
+    assert patch["lagSeconds"] == 300  # completed 03:05:00, watermark 03:00:00: nothing after it is known copied
+    never_synced = standby(watermark=None, lagSeconds=None)
+    assert "lagSeconds" not in the_patch(converge(never_synced, run_job("Failed"), [pod(broke, 1)], NOW))
+
+
+def test_a_sync_whose_pod_never_starts_counts_the_lag_until_it_was_given_up() -> None:
+    stuck = waiting_pod("CreateContainerConfigError", 'secret "standby" not found')
+    patch = the_patch(converge(standby(phase="Pending"), run_job("Running"), [stuck], NOW, start_timeout=300))
+    assert patch["phase"] == "Failed" and patch["lagSeconds"] == 9 * 3600  # 12:00 minus the 03:00 watermark

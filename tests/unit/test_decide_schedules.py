@@ -1,4 +1,5 @@
-"""Scheduled resources (KiroframeSync, MlflowExport with a schedule): the run that is due, as a CronJob.
+"""Scheduled resources (KiroframeSync, MlflowMirror, MlflowExport with a schedule): the run that is due, as a
+CronJob, and the run a mirror's ferry.dev/sync-now annotation asks for.
 
 `schedules.tick` as a user reads its result: the phase and message before the first run, the Job
 of a due run (its name, annotations and what FERRY_JOB tells it), the schedule's status
@@ -13,9 +14,12 @@ from typing import Any
 
 import pytest
 
-from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT
+from ferry.api.mirror import SYNC_NOW_ANNOTATION as SYNC_NOW
+from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_MIRROR
+from ferry.controller.jobs import sync_now_job_name
 from ferry.controller.schedules import tick
 from tests.unit.decisions import (
+    MIRROR_SPEC,
     NOW,
     NOW_TEXT,
     PATH,
@@ -357,3 +361,106 @@ def test_only_one_job_per_look(policy: str) -> None:
     actions = tick(sync(waiting(), concurrencyPolicy=policy), DUE, SETTINGS, Jobs(active_run()))
     assert len([a for a in actions if type(a).__name__ == "CreateJob"]) == (0 if policy == "Forbid" else 1)
     assert len(patches(actions)) == (1 if policy == "Forbid" else 0)  # a created Job's patch is in `then`
+
+
+# --- a mirror: its payload, and runs asked for with ferry.dev/sync-now -------------------------------
+
+
+def mirror(status: dict | None = None, *, annotations: dict[str, str] | None = None, **spec: object):
+    found = resource(MLFLOW_MIRROR, {**MIRROR_SPEC, **spec}, status, name="standby", created="2024-01-30T12:00:00Z")
+    if annotations:
+        found.meta["annotations"] = annotations
+    return found
+
+
+MIRROR_RUN = "standby-1706670000"
+
+
+def after_run(**extra: object) -> dict:
+    """A schedule whose 03:00 run has started; the next one is tomorrow's."""
+    return waiting(lastScheduleTime=DUE_TEXT, nextScheduleTime=NEXT, **extra)
+ASKED = sync_now_job_name("standby", "uid-1", "cut-over")
+
+
+def test_a_mirrors_run_gets_the_watermark_and_the_time_of_its_latest_full_comparison() -> None:
+    compared = mirror(waiting(watermark=1706600000000, lastFullCompareTime="2024-01-30T03:00:01Z"))
+    create = created_job(tick(compared, DUE, SETTINGS, Jobs()))
+    assert create.name == MIRROR_RUN
+    sent = payload(create.job)
+    assert (sent["kind"], sent["watermark"], sent["lastFullCompare"]) == ("MlflowMirror", 1706600000000, 1706583601000)
+    first = payload(created_job(tick(mirror(waiting()), DUE, SETTINGS, Jobs())).job)
+    assert "watermark" not in first and "lastFullCompare" not in first  # everything, compared in full
+
+
+def test_sync_now_starts_one_run_at_once_between_scheduled_times() -> None:
+    asked = mirror(after_run(watermark=1706600000000), annotations={SYNC_NOW: "cut-over"})
+    actions = tick(asked, NOW, SETTINGS, Jobs())  # 12:00: no scheduled run is due
+    create = created_job(actions)
+    assert create.name == ASKED and kinds(actions) == ["CreateJob"]
+    assert create.job["metadata"]["annotations"] == {SCHEDULED: NOW_TEXT}
+    assert payload(create.job)["watermark"] == 1706600000000
+    patch = the_patch(create.then)
+    message = f"Job {ASKED} created for the sync requested by {SYNC_NOW}=cut-over"
+    assert (patch["phase"], patch["message"], patch["jobName"]) == ("Pending", message, ASKED)
+    assert patch["lastSyncRequest"] == "cut-over" and patch["active"] == [{"name": ASKED, "scheduledTime": NOW_TEXT}]
+    assert "lastScheduleTime" not in patch  # the schedule goes on as it was
+    started = asked.patched(create.then[0].status)
+    assert tick(started, NOW, SETTINGS, never()) == []  # once per value
+    again = mirror(started.body["status"], annotations={SYNC_NOW: "after the fix"})
+    assert created_job(tick(again, NOW, SETTINGS, Jobs())).name == sync_now_job_name("standby", "uid-1",
+                                                                                     "after the fix")
+
+
+def test_sync_now_runs_while_suspended() -> None:
+    paused = mirror(after_run(), annotations={SYNC_NOW: "cut-over"}, suspend=True)
+    assert created_job(tick(paused, NOW, SETTINGS, Jobs())).name == ASKED
+    assert kinds(tick(mirror(waiting(), suspend=True), DUE, SETTINGS, never())) == ["PatchStatus"]  # the schedule waits
+
+
+def test_sync_now_under_forbid_waits_for_the_active_run_then_starts() -> None:
+    asked = mirror(after_run(), annotations={SYNC_NOW: "cut-over"})
+    busy = Jobs(job(EARLIER, "Running", {SCHEDULED: YESTERDAY}, claim=None))
+    actions = tick(asked, NOW, SETTINGS, busy)
+    message = f"Waiting for Job {EARLIER} to finish before starting the sync requested by {SYNC_NOW}=cut-over (Forbid)"
+    assert kinds(actions) == ["PatchStatus", "Emit"]
+    patch = the_patch(actions)
+    assert patch["message"] == message and "lastSyncRequest" not in patch and "missedRuns" not in patch
+    assert events(actions) == [("SyncRequestWaiting", message, False)]
+    waiting_for_it = asked.patched(actions[0].status)
+    assert tick(waiting_for_it, NOW, SETTINGS, busy) == []  # said once
+    done = Jobs(job(EARLIER, "Complete", {SCHEDULED: YESTERDAY}, claim=None))
+    assert created_job(tick(waiting_for_it, NOW, SETTINGS, done)).name == ASKED
+
+
+def test_sync_now_under_replace_and_allow() -> None:
+    busy = Jobs(job(EARLIER, "Running", {SCHEDULED: YESTERDAY}, claim=None))
+    replaced = tick(mirror(after_run(), annotations={SYNC_NOW: "cut-over"}, concurrencyPolicy="Replace"), NOW, SETTINGS,
+                    busy)
+    assert kinds(replaced) == ["DeleteJob", "Emit", "CreateJob"] and deleted(replaced) == [EARLIER]
+    alongside = tick(mirror(after_run(), annotations={SYNC_NOW: "cut-over"}, concurrencyPolicy="Allow"), NOW, SETTINGS,
+                     busy)
+    assert [ref["name"] for ref in the_patch(created_job(alongside).then)["active"]] == [EARLIER, ASKED]
+
+
+def test_sync_now_whose_job_finished_before_its_status_was_written_is_not_started_again() -> None:
+    asked = mirror(after_run(), annotations={SYNC_NOW: "cut-over"})
+    actions = tick(asked, NOW, SETTINGS, Jobs(job(ASKED, "Complete", {SCHEDULED: NOW_TEXT}, claim=None)))
+    assert kinds(actions) == ["PatchStatus"] and the_patch(actions) == {"lastSyncRequest": "cut-over"}
+
+
+def test_sync_now_comes_before_a_scheduled_run_due_at_the_same_look() -> None:
+    both = mirror(waiting(), annotations={SYNC_NOW: "cut-over"})
+    create = created_job(tick(both, DUE, SETTINGS, Jobs()))
+    assert create.name == ASKED
+    started = both.patched(create.then[0].status)  # the next look: the scheduled run, under Forbid, waits its turn
+    skipped = tick(started, DUE, SETTINGS, Jobs(job(ASKED, "Running", {SCHEDULED: NOW_TEXT}, claim=None)))
+    assert events(skipped) == [("RunSkipped", f"Run of {DUE_TEXT} skipped: Job {ASKED} is still active (Forbid)",
+                                False)]
+
+
+def test_sync_now_is_a_mirrors_alone_and_waits_for_a_valid_spec() -> None:
+    other = resource(KIROFRAME_SYNC, SYNC_SPEC, after_run(), name="sync", created="2024-01-30T12:00:00Z")
+    other.meta["annotations"] = {SYNC_NOW: "x"}
+    assert tick(other, NOW, SETTINGS, never()) == []
+    broken = mirror(after_run(), annotations={SYNC_NOW: "cut-over"}, schedule="61 * * * *")
+    assert the_patch(tick(broken, NOW, SETTINGS, never()))["phase"] == "FailedValidation"

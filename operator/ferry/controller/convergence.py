@@ -8,7 +8,7 @@ has a Job per run and keeps the last run's result in ``status.lastResult``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ferry.api.status import JobReference, RunResult
@@ -97,7 +97,8 @@ def _converge_scheduled(resource: Resource, job: dict[str, Any], state: JobState
         last = RunResult(phase=Phase.FAILED, job_name=name, scheduled_time=annotation(job, SCHEDULED_ANNOTATION),
                          completion_time=completion, message=message)  # fmt: skip
         status = transition(resource, Phase.FAILED, "Failed", message, now, last_result=last, message=message,
-                            completion_time=completion, active=_without(old.active, name))  # fmt: skip
+                            completion_time=completion, active=_without(old.active, name),
+                            **_mirror_fields(resource, None, completion))  # fmt: skip
         return [PatchStatus(status), Emit("Failed", message, warning=True), DeleteJob(name)]
     outcome = _outcome(state, pods)
     message = result_message(outcome)
@@ -113,8 +114,33 @@ def _converge_scheduled(resource: Resource, job: dict[str, Any], state: JobState
             fields.update(path=last.path, claim_name=claim_of(job))
         if outcome.watermark is not None:
             fields["watermark"] = outcome.watermark
+    fields.update(_mirror_fields(resource, outcome, completion))
     status = transition(resource, outcome.phase, outcome.phase.value, message, now, last_result=last, **fields)
     return _record(outcome, name, message, status)
+
+
+def _mirror_fields(resource: Resource, outcome: Outcome | None, completion: str) -> dict[str, Any]:
+    """A mirror's standby fields after a run that ended at `completion` (`outcome` None: it never started).
+
+    A sync that did not fail says how far behind the standby is (``lag_seconds``) and when it
+    compared everything. A Failed one copied nothing known: the watermark stays, and the lag is
+    the time since the watermark, the oldest moment whose changes may not be at the standby.
+    """
+    if resource.kind.kind != "MlflowMirror":
+        return {}
+    fields: dict[str, Any] = {}
+    watermark = resource.status.watermark
+    if outcome is not None and outcome.phase is not Phase.FAILED:
+        fields["last_sync_time"] = completion
+        watermark = outcome.watermark if outcome.watermark is not None else watermark
+        if outcome.full_compare_time is not None:
+            fields["last_full_compare_time"] = format_time(datetime.fromtimestamp(outcome.full_compare_time / 1000, UTC))
+        if outcome.lag_seconds is not None:
+            fields["lag_seconds"] = max(0, outcome.lag_seconds)
+            return fields
+    if watermark is not None:
+        fields["lag_seconds"] = max(0, int(parse_time(completion).timestamp() - watermark / 1000))
+    return fields
 
 
 def _record(outcome: Outcome, job_name: str, message: str, status: Any) -> Actions:

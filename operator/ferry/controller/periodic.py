@@ -25,7 +25,7 @@ from typing import Any
 import kopf
 
 from ferry.api import GROUP
-from ferry.api.resources import BY_KIND, KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.api.resources import BY_KIND, KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT, MLFLOW_MIRROR
 from ferry.controller.handlers import one_shot, scheduled
 from ferry.controller.metrics import Seen
 from ferry.controller.resource import Resource
@@ -76,6 +76,11 @@ async def scheduled_syncs(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
     return Work(partial(memo.controller.tick, KIROFRAME_SYNC), dict(body))
 
 
+@kopf.index(GROUP, "mlflowmirrors")
+async def scheduled_mirrors(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
+    return Work(partial(memo.controller.tick, MLFLOW_MIRROR), dict(body))
+
+
 @kopf.index(GROUP, "mlflowexports", when=scheduled)
 async def scheduled_exports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
     return Work(partial(memo.controller.tick, MLFLOW_EXPORT), dict(body))
@@ -102,6 +107,7 @@ async def starting_imports(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Work:
 
 
 @kopf.index(GROUP, "kiroframesyncs")
+@kopf.index(GROUP, "mlflowmirrors")
 @kopf.index(GROUP, "mlflowexports")
 @kopf.index(GROUP, "mlflowimports")
 async def inventory(body: kopf.Body, **_: Any) -> Seen:
@@ -150,6 +156,7 @@ async def look_forever(indexes: Indexes, interval: float, errors: Any = None) ->
 async def start_looking(
     memo: kopf.Memo,
     scheduled_syncs: kopf.Index[Any, Work],
+    scheduled_mirrors: kopf.Index[Any, Work],
     scheduled_exports: kopf.Index[Any, Work],
     unstarted_exports: kopf.Index[Any, Work],
     unstarted_imports: kopf.Index[Any, Work],
@@ -160,7 +167,7 @@ async def start_looking(
 ) -> None:
     """The indexes are live views: the loop sees objects come, change and go as kopf watches."""
     memo.metrics.watch(everything_seen(inventory))
-    indexes = [scheduled_syncs, scheduled_exports, unstarted_exports, unstarted_imports, starting_exports,
+    indexes = [scheduled_syncs, scheduled_mirrors, scheduled_exports, unstarted_exports, unstarted_imports, starting_exports,
                starting_imports]
     interval = memo.controller.settings.schedule_tick_seconds
     memo.looker = asyncio.create_task(look_forever(indexes, interval, memo.metrics.errors))
@@ -183,6 +190,7 @@ def _has_kopf_finalizer(meta: kopf.Meta, **_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, "kiroframesyncs", when=_has_kopf_finalizer)
+@kopf.on.event(GROUP, "mlflowmirrors", when=_has_kopf_finalizer)
 @kopf.on.event(GROUP, "mlflowexports", when=_has_kopf_finalizer)
 @kopf.on.event(GROUP, "mlflowimports", when=_has_kopf_finalizer)
 def release_finalizer(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
