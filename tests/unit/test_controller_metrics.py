@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT
+from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_MIRROR
 from ferry.controller.convergence import converge
 from ferry.controller.metrics import Metrics, Seen
 from ferry.controller.phases import fail_validation
 from ferry.outcome import Counts, Outcome
-from tests.unit.decisions import NOW, job, pod, resource
+from tests.unit.decisions import MIRROR_SPEC, NOW, job, pod, resource
 
 SPEC = {"source": {"trackingUri": "http://m:5000"}, "objects": {"experiments": ["e"]},
         "destination": {"pvc": {"claimName": "b"}}}  # fmt: skip
@@ -62,3 +62,17 @@ def test_seen_reads_a_schedules_period() -> None:
     sync = resource(KIROFRAME_SYNC, {"schedule": "*/15 * * * *", "source": {"trackingUri": "http://m:5000"},
                                      "kiroframe": {"url": "https://k", "tokenSecret": {"name": "t"}}}, None)
     assert Seen.of(sync).period == 900
+
+
+def test_a_mirrors_lag_and_last_sync_are_gauges() -> None:
+    standby = resource(MLFLOW_MIRROR, MIRROR_SPEC, {"phase": "Failed", "lagSeconds": 1800,
+                                                    "lastSuccessfulTime": "2024-01-31T03:00:00Z"}, name="standby")
+    fresh = resource(MLFLOW_MIRROR, MIRROR_SPEC, None, name="fresh")
+    metrics = Metrics()
+    metrics.watch(lambda: [Seen.of(standby), Seen.of(fresh)])
+    sample = metrics.registry.get_sample_value
+    assert sample("ferry_mirror_lag_seconds", {"namespace": "ml", "name": "standby"}) == 1800
+    assert sample("ferry_mirror_lag_seconds", {"namespace": "ml", "name": "fresh"}) is None  # never synced: no lag known
+    labels = {"kind": "MlflowMirror", "namespace": "ml", "name": "standby"}
+    assert sample("ferry_last_successful_timestamp_seconds", labels) == 1706670000
+    assert sample("ferry_schedule_period_seconds", labels) == 86400

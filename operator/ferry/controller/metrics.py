@@ -2,9 +2,9 @@
 
 Results are counted where they are decided: the executor hands every status patch it sends to
 `Metrics.observe`, so a finished piece of work is counted once, when its result is written
-(the Job is recorded in the same step). The state of every resource (phase, last success) is
-read at scrape time from the watch's own copy (`Inventory`), so it is never stale and costs
-nothing between scrapes. Served by prometheus-client on ``--metrics-port``.
+(the Job is recorded in the same step). The state of every resource (phase, last success, a
+mirror's lag) is read at scrape time from the watch's own copy (`Inventory`), so it is never
+stale and costs nothing between scrapes. Served by prometheus-client on ``--metrics-port``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class Seen:
     reason: str = ""
     last_successful: str | None = None
     period: float | None = None  # seconds between scheduled runs
+    lag: int | None = None  # a mirror's status.lagSeconds
 
     @classmethod
     def of(cls, resource: Resource) -> Seen:
@@ -45,7 +46,7 @@ class Seen:
         period = interval_seconds(schedule, zone, now()) if isinstance(schedule, str) and schedule else None
         return cls(resource.kind.kind, resource.namespace, resource.name,
                    status.phase.value if status.phase else "", succeeded.reason if succeeded else "",
-                   getattr(status, "last_successful_time", None), period)  # fmt: skip
+                   getattr(status, "last_successful_time", None), period, getattr(status, "lag_seconds", None))  # fmt: skip
 
 
 class Inventory(Collector):
@@ -64,6 +65,9 @@ class Inventory(Collector):
                                     labels=["kind", "namespace", "name"])  # fmt: skip
         period = GaugeMetricFamily("ferry_schedule_period_seconds", "Seconds between a scheduled resource's runs.",
                                    labels=["kind", "namespace", "name"])
+        lag = GaugeMetricFamily("ferry_mirror_lag_seconds",
+                                "How far a mirror's standby is behind its source, as of its latest sync "
+                                "(status.lagSeconds).", labels=["namespace", "name"])  # fmt: skip
         counted: dict[tuple[str, str], int] = {}
         for seen in self.resources():
             key = (seen.kind, seen.phase or "New")
@@ -74,12 +78,15 @@ class Inventory(Collector):
                 success.add_metric([seen.kind, seen.namespace, seen.name], parse_time(seen.last_successful).timestamp())
             if seen.period:
                 period.add_metric([seen.kind, seen.namespace, seen.name], seen.period)
+            if seen.lag is not None:
+                lag.add_metric([seen.namespace, seen.name], seen.lag)
         for (kind, phase), count in sorted(counted.items()):
             phases.add_metric([kind, phase], count)
         yield phases
         yield stuck
         yield success
         yield period
+        yield lag
 
 
 class Metrics:
