@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -210,3 +212,39 @@ def test_a_sync_job_takes_the_resources_options_and_the_watermark(monkeypatch: p
     assert {name: getattr(defaults, name) for name in KiroframeOptions.model_fields} == KiroframeOptions().model_dump()
     assert (defaults.since, defaults.token, defaults.tracking_url) == (1700000000000, "secret", "http://mlflow-a:5000")
     assert (given.run_page_size, given.incremental, given.since) == (50, False, None)
+
+
+MIRROR_SPEC = {
+    "source": {"trackingUri": "http://mlflow-a:5000", "credentialsSecret": {"name": "primary"}},
+    "destination": {"trackingUri": "http://mlflow-b:5000", "credentialsSecret": {"name": "standby"}},
+    "objects": {"experiments": ["churn"]},
+    "renames": {"experiments": {"churn": "standby-churn"}},
+    "options": {"fullCompareEvery": "12h"},
+    "schedule": "*/5 * * * *",
+}
+
+
+def test_a_mirror_job_talks_to_each_server_with_its_own_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Job's SRC_* variables are the source's credentials, DST_* the destination's; the payload's
+    watermark and last full comparison reach the engine as they are."""
+    calls: list[tuple[tuple, dict]] = []
+    engine = types.ModuleType("ferry.engine.mirror")  # the adapter alone: the engine is tested in tests/engine
+    engine.mirror = lambda *args, **kwargs: calls.append((args, kwargs)) or Outcome()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ferry.engine.mirror", engine)
+    for name in ("TOKEN", "USERNAME", "PASSWORD"):
+        monkeypatch.delenv(f"MLFLOW_TRACKING_{name}", raising=False)
+    monkeypatch.setenv("SRC_MLFLOW_TRACKING_USERNAME", "reader")
+    monkeypatch.setenv("SRC_MLFLOW_TRACKING_PASSWORD", "read-secret")
+    monkeypatch.setenv("DST_MLFLOW_TRACKING_TOKEN", "write-token")
+    payload = JobPayload(kind="MlflowMirror", name="n", namespace="d", spec=MIRROR_SPEC, watermark=1700000000000,
+                         last_full_compare=1699990000000)
+    spec = read_spec(payload)
+    execute(engines.ENGINES["MlflowMirror"], spec, payload, None)
+    ((source, destination, objects, options, renames), kwargs), = calls
+    assert (source.uri, destination.uri) == ("http://mlflow-a:5000", "http://mlflow-b:5000")
+    assert (source.transport.settings.username, source.transport.settings.password) == ("reader", "read-secret")
+    assert source.transport.settings.token is None
+    assert destination.transport.settings.token == "write-token" and destination.transport.settings.username is None
+    assert (objects, options, renames) == (spec.objects, spec.options, spec.renames)
+    assert options.full_compare_every == "12h" and renames.experiments == {"churn": "standby-churn"}
+    assert (kwargs["since"], kwargs["last_full_compare"]) == (1700000000000, 1699990000000)

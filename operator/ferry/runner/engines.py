@@ -19,6 +19,7 @@ from typing import Any
 from ferry.api.export import MlflowExportSpec
 from ferry.api.job import KIROFRAME_TOKEN_ENV, SCRATCH_DIR, JobPayload
 from ferry.api.kiroframe import KiroframeSyncSpec
+from ferry.api.mirror import MlflowMirrorSpec
 from ferry.api.mlflow_import import WEBHOOK_SECRETS_DIR, MlflowImportSpec
 from ferry.errors import UsageError
 from ferry.options import ExportOptions, ImportOptions, KiroframeOptions
@@ -101,6 +102,18 @@ def run_kiroframe(spec: KiroframeSyncSpec, payload: JobPayload, on_progress: Pro
     return run_sync(settings, on_progress=on_progress)
 
 
+def run_mirror(spec: MlflowMirrorSpec, payload: JobPayload, on_progress: ProgressSink | None) -> Outcome:
+    """One sync of the standby: each server with its own credentials (the Job's SRC_* and DST_* variables)."""
+    from ferry.engine.mirror import mirror
+    from ferry.tracking import TrackingClient
+    from ferry.tracking.settings import TrackingSettings
+
+    source = TrackingClient(spec.source.tracking_uri, TrackingSettings.from_env("SRC_"))
+    destination = TrackingClient(spec.destination.tracking_uri, TrackingSettings.from_env("DST_"))
+    return mirror(source, destination, spec.objects, spec.options, spec.renames, since=payload.watermark,
+                  last_full_compare=payload.last_full_compare, workers=WORKERS, on_progress=on_progress)
+
+
 def prune_exports(out_dir: Path, name: str, keep: int) -> list[Path]:
     """Remove the oldest ``<name>-<time>`` siblings of `out_dir` beyond `keep` (names sort by time)."""
     siblings = sorted(p for p in out_dir.parent.glob(f"{name}-*") if p.is_dir())
@@ -110,4 +123,5 @@ def prune_exports(out_dir: Path, name: str, keep: int) -> list[Path]:
     return removed
 
 
-ENGINES: dict[str, Engine] = {"MlflowExport": run_export, "MlflowImport": run_import, "KiroframeSync": run_kiroframe}
+ENGINES: dict[str, Engine] = {"MlflowExport": run_export, "MlflowImport": run_import, "KiroframeSync": run_kiroframe,
+                              "MlflowMirror": run_mirror}
