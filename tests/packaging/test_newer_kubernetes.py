@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.api.resources import KIROFRAME_SYNC, MLFLOW_EXPORT, MLFLOW_IMPORT, MLFLOW_MIRROR
 from ferry.controller.jobs import build_job
 from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
@@ -25,6 +25,9 @@ SPECS = {
     MLFLOW_IMPORT: {"destination": {"trackingUri": "http://mlflow:5000"}, "source": {"pvc": {"claimName": "b"}}},
     KIROFRAME_SYNC: {"schedule": "0 * * * *", "source": {"trackingUri": "http://mlflow:5000"},
                      "kiroframe": {"url": "https://kf.example", "tokenSecret": {"name": "kf"}}},
+    MLFLOW_MIRROR: {"schedule": "*/5 * * * *",
+                    "source": {"trackingUri": "http://mlflow:5000", "credentialsSecret": {"name": "primary"}},
+                    "destination": {"trackingUri": "http://standby:5000", "credentialsSecret": {"name": "standby"}}},
 }  # fmt: skip
 
 

@@ -119,6 +119,7 @@ def test_a_tenant_gets_only_what_the_policy_allows(k8s_cluster, k8s_api, k8s_sa_
     wait_for(lambda: can(editor, "create", "mlflowexports", ml) and can(viewer, "list", "kiroframesyncs", ml),
              30, "edit and view to include the ferry kinds")
     assert can(editor, "delete", "mlflowimports", ml) and can(editor, "get", "mlflowimports/status", ml)
+    assert can(editor, "create", "mlflowmirrors", ml) and can(viewer, "get", "mlflowmirrors/status", ml)
     assert not can(viewer, "create", "mlflowexports", ml) and not can(viewer, "delete", "mlflowexports", ml)
 
     specs = asking(mlflow_src.uri, experiment, "exports")

@@ -33,7 +33,8 @@ def test_job_role_only_patches_status() -> None:
     assert rules("deploy/rbac/job-role.yaml") == [
         {
             "apiGroups": ["ferry.dev"],
-            "resources": ["mlflowexports/status", "mlflowimports/status", "kiroframesyncs/status"],
+            "resources": ["mlflowexports/status", "mlflowimports/status", "kiroframesyncs/status",
+                          "mlflowmirrors/status"],
             "verbs": ["patch"],
         }
     ]
