@@ -462,5 +462,7 @@ def test_sync_now_is_a_mirrors_alone_and_waits_for_a_valid_spec() -> None:
     other = resource(KIROFRAME_SYNC, SYNC_SPEC, after_run(), name="sync", created="2024-01-30T12:00:00Z")
     other.meta["annotations"] = {SYNC_NOW: "x"}
     assert tick(other, NOW, SETTINGS, never()) == []
+    emptied = mirror(after_run(lastSyncRequest="cut-over"), annotations={SYNC_NOW: ""})
+    assert tick(emptied, NOW, SETTINGS, never()) == []  # "" could never be recorded as handled
     broken = mirror(after_run(), annotations={SYNC_NOW: "cut-over"}, schedule="61 * * * *")
     assert the_patch(tick(broken, NOW, SETTINGS, never()))["phase"] == "FailedValidation"

@@ -15,10 +15,10 @@ from ferry.api.status import BaseStatus, DateTime, ScheduleStatus
 from ferry.options import MirrorObjects, MirrorOptions, Renames
 
 SYNC_NOW_ANNOTATION = "ferry.dev/sync-now"
-"""Set it (any value) on a mirror to start one run at once; each new value starts one more."""
+"""Set it (any non-empty value) on a mirror to start one run at once; each new value starts one more."""
 
 SYNC_NOW = (
-    f"Setting the annotation {SYNC_NOW_ANNOTATION} (any value, e.g. a timestamp) starts one run at the operator's "
+    f"Setting the annotation {SYNC_NOW_ANNOTATION} (any non-empty value, e.g. a timestamp) starts one run at the operator's "
     "next look (every few seconds), even while suspend is true, under concurrencyPolicy (Forbid: it starts once "
     "the active run has finished); each new value starts one more run, like `kubectl create job --from=cronjob/...`."
 )

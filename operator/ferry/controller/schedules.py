@@ -109,8 +109,8 @@ def sync_request(resource: Resource) -> str | None:
     if resource.kind.kind != "MlflowMirror":
         return None
     value = (resource.meta.get("annotations") or {}).get(SYNC_NOW_ANNOTATION)
-    if value is None or value == resource.status.last_sync_request:
-        return None
+    if not value or value == resource.status.last_sync_request:
+        return None  # "" cannot be recorded (a status patch sends it as null): it would start a run every look
     return str(value)
 
 
