@@ -21,6 +21,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import AssessmentSource, SpanType
 
+from devstack.fluent import point_fluent_api_at
+
 PROMPT = "churn-explainer"            # examples/mlflow-export.yaml selects it
 PROMPT_ALIAS = "production"
 DATASET = "churn-eval"                # examples/mlflow-export.yaml selects it
@@ -66,7 +68,7 @@ def _explain(question: str) -> str:
 def seed_genai(uri: str, experiment_name: str) -> SeededGenai:
     """One experiment's MLflow 3 objects (the experiment must exist), and a prompt and a dataset."""
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    point_fluent_api_at(uri)
     logger = logging.getLogger("mlflow")
     level = logger.level
     logger.setLevel(logging.ERROR)  # MLflow's notices (pickled model, active model, prompt waits) are not the demo's

@@ -56,7 +56,6 @@ def seed_traces(uri: str, experiment_name: str, traces: int, spans: int = 2, *,
 
 
 def _seed_here(uri: str, experiment_name: str, traces: int, spans: int, assess_every: int) -> SeededTraces:
-    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "true"
     # A task per finished span and one per trace info, at most.
     os.environ["MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE"] = str(traces * (spans + 1) + 100)
     os.environ["MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS"] = str(EXPORT_WORKERS)
@@ -64,8 +63,10 @@ def _seed_here(uri: str, experiment_name: str, traces: int, spans: int, assess_e
     import mlflow
     from mlflow.entities import AssessmentSource, SpanType
 
+    from devstack.fluent import point_fluent_api_at
+
     began = time.monotonic()
-    mlflow.set_tracking_uri(uri)
+    point_fluent_api_at(uri, async_traces=True)
     experiment_id = mlflow.set_experiment(experiment_name).experiment_id
     ids: list[str] = []
     for n in range(traces):

@@ -26,9 +26,16 @@ def require_peer() -> Path:
     return PEER_BIN
 
 
+# What MLflow's fluent API leaves in this process's environment for its subprocesses: the active
+# experiment of whichever server a test seeded last (`mlflow.set_experiment` sets it). The peer's
+# prompt export reads it and fails every version when it names an experiment of another server.
+FLUENT_STATE = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+
+
 def peer(tool: str, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run one of the peer's commands against `uri`; fail the test with its output if it fails."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    """Run one of the peer's commands against `uri`, as a fresh shell would; fail the test if it fails."""
+    env = {**{k: v for k, v in os.environ.items() if k not in FLUENT_STATE}, "MLFLOW_TRACKING_URI": uri}
     done = subprocess.run([str(require_peer() / tool), *args], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{tool} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    print(f"{tool}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")  # shown with a later failure of the test
     return done

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import AssessmentSource
 
 from devstack.compare import experiment_snapshot, model_snapshot
+from devstack.fluent import point_fluent_api_at
 from ferry.tracking import TrackingClient, tags_of
 from ferry.tracking.datasets import Datasets
 from ferry.tracking.logged_models import LoggedModels
@@ -101,7 +102,7 @@ def seed_server(uri: str, scratch: Path, prefix: str = "all") -> SeededServer:
 
 
 def _trace_with_assessment(uri: str, experiment_id: str) -> str:
-    mlflow.set_tracking_uri(uri)
+    point_fluent_api_at(uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name="traced"):
         with mlflow.start_span("answer") as span:
             span.set_inputs({"q": "2+2"})

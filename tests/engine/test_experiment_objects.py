@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 
+from devstack.fluent import point_fluent_api_at
 from devstack.mlflow_server import MlflowServer
 from ferry.engine.experiments import export_experiment, import_experiment
 from ferry.engine.logged_models_bulk import imported_model_ids
@@ -17,7 +18,7 @@ from tests.engine.logged_model_seed import seed_logged_models
 
 
 def _trace_in_run(uri: str, experiment_id: str, run_name: str) -> str:
-    mlflow.set_tracking_uri(uri)
+    point_fluent_api_at(uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name):
         with mlflow.start_span("answer") as span:
             span.set_inputs({"q": "2+2"})

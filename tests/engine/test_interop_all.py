@@ -1,7 +1,7 @@
 """export-all / import-all against the real mlflow-export-import 1.2.1, in both directions.
 
 The peer's export-all, imported by our import-all, equals its source but for what the peer's files
-do not hold (a prompt's aliases). Our export-all imported by the peer's import-all on MLflow 3.17
+do not hold (a prompt's aliases, the inputs and outputs of spans MLflow 3 keeps in its tracking store). Our export-all imported by the peer's import-all on MLflow 3.17
 carries what that tool can import there: the experiments with their runs' data, the registered
 model itself, the prompt's versions, the logged models that have a run, the dataset's records.
 """
@@ -51,13 +51,21 @@ def test_peer_export_all_imported_by_us(source: tuple[MlflowServer, SeededServer
     out = tmp_path / "peer-export"
     peer("export-all", server.uri, "--output-dir", str(out))
     outcome = server_bulk.import_all(TrackingClient(destination.uri), out)
-    assert outcome.phase == "Succeeded", outcome.failed
-    assert outcome.message == ("imported: 4 experiments, 11 runs, 1 models, 3 versions, 3 logged models, "
-                               "1 traces, 1 prompts, 2 prompt versions, 1 evaluation datasets")
+    # The peer writes a trace's spans only where MLflow also put them in the artifacts; MLflow 3 keeps
+    # them in its tracking store, so the peer's export has their names and times and nothing else.
+    assert outcome.phase == "PartiallyFailed"
+    assert [f.split(":")[0] for f in outcome.failed] == [f"trace {seeded.trace_id}"]
+    assert "no span data" in outcome.failed[0]
+    assert outcome.message.startswith("imported: 4 experiments, 11 runs, 1 models, 3 versions, 3 logged models, "
+                                      "1 traces, 1 prompts, 2 prompt versions, 1 evaluation datasets")
     src, dst = server_view(server.uri), server_view(destination.uri)
     assert src["prompts"][seeded.prompt]["aliases"] == {"live": 1}
     assert dst["prompts"][seeded.prompt]["aliases"] == {}  # the peer's prompt.json holds no aliases
     dst["prompts"][seeded.prompt]["aliases"] = src["prompts"][seeded.prompt]["aliases"]
+    for view in (src, dst):  # what the peer's file keeps of each span: its name, parent and times
+        for traces in view["traces"].values():
+            for trace in (traces or {}).values():
+                trace["spans"] = [span[:5] for span in trace["spans"]]
     assert differences(src, dst) == []
 
 

@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import AssessmentSource
 
+from devstack.fluent import point_fluent_api_at
 from devstack.mlflow_server import MlflowServer
 from ferry.engine.service import export_objects, import_objects
 from ferry.options import ExportOptions, ImportOptions, ImportTarget, Renames, Selection
@@ -44,7 +45,7 @@ def _answer(question: str) -> str:
 @pytest.fixture(scope="module")
 def seeded(mlflow_src: MlflowServer) -> Seeded:
     models = seed_logged_models(mlflow_src.uri, f"selected-{os.getpid()}")
-    mlflow.set_tracking_uri(mlflow_src.uri)
+    point_fluent_api_at(mlflow_src.uri)
     mlflow.set_experiment(experiment_id=models.experiment_id)
     with mlflow.start_run(run_id=models.train_run):
         mlflow.set_active_model(model_id=models.model_ids["echo"])

@@ -12,6 +12,7 @@ import mlflow
 import pytest
 from mlflow.entities import AssessmentSource, SpanEvent, SpanType
 
+from devstack.fluent import point_fluent_api_at
 from devstack.mlflow_server import MlflowServer
 from ferry.engine.trace_import import SOURCE_TRACE_TAG
 from ferry.engine.traces import export_traces, import_traces
@@ -74,7 +75,7 @@ def seeded_traces(mlflow_src: MlflowServer) -> SeededTraces:
 
 def seed_traces(uri: str) -> SeededTraces:
     """A trace in a run with assessments, a failing one, and one of a logged model, by MLflow's fluent API."""
-    mlflow.set_tracking_uri(uri)
+    point_fluent_api_at(uri)
     name = f"traces-{os.getpid()}"
     experiment_id = mlflow.set_experiment(name).experiment_id
     with mlflow.start_run() as run:
