@@ -10,6 +10,7 @@ import click
 
 from ferry import __version__
 from ferry.cli.common import one_line_errors
+from ferry.cli.mirror import mirror as mirror_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,6 +88,9 @@ def crds(output_dir: Path) -> None:
 def version() -> None:
     """Print the version."""
     click.echo(__version__)
+
+
+cli.add_command(mirror_command, "mirror")
 
 
 def main() -> None:
