@@ -36,6 +36,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="uncounted repetitions first (default 1, 0 with --quick)")
     parser.add_argument("--workers", type=int, default=4, help="mlflow server --workers (its default is 4)")
     parser.add_argument("--memory-runs", type=int, default=10_000, help="runs of the large memory workload")
+    parser.add_argument("--mirror-runs", type=int, default=scenarios.MIRROR_RUNS,
+                        help="runs of the large workload the mirror scenario mirrors")
     parser.add_argument("--traces", type=int, default=scenarios.TRACES, help="traces of the traces scenario")
     parser.add_argument("--operator-resources", type=int, default=200, help="resources applied at once")
     parser.add_argument("--work-dir", type=Path, help="servers and exports (default: a temporary directory)")
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Measured] = []
     try:
         _say(f"bench: starting servers and seeding under {work}")
-        cases = scenarios.build(stage, args.scenarios, workload, args.memory_runs, traces=args.traces)
+        cases = scenarios.build(stage, args.scenarios, workload, args.memory_runs, traces=args.traces,
+                                mirror_runs=args.mirror_runs)
         for seeded in stage.seeded.values():
             _say(f"bench: seeded {seeded.workload}: {seeded.runs} runs, {seeded.metric_points} metric points "
                  f"in {seeded.seconds:.0f} s")
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     facts = report.machine_facts(args.workers, load_before)
     goals = report.targets(results, args.scenarios, extra)
     described = {}
-    if set(args.scenarios) - {"memory", "operator", "traces"}:
+    if set(args.scenarios) - scenarios.ALONE:
         described["main"] = f"{workload.name}: {_describe(workload)}"
     if "memory" in args.scenarios:
         described["memory"] = f"large at {args.memory_runs} and {args.memory_runs // 10} runs, one experiment"
@@ -119,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                                f"inputs, outputs, attributes), {traces.assessments} assessments (every 10th trace a "
                                f"feedback and an expectation), one experiment; seeded through MLflow's tracing API "
                                f"(async export, 8 threads, spans batched) in {traces.seconds:.0f} s")
+    if "mirror" in args.scenarios:
+        described["mirror"] = (f"large at {args.mirror_runs} runs and one run left RUNNING, one experiment; the small "
+                               f"change: 10 new runs and 1 000 steps of the running run's metric, through MLflow's "
+                               f"client; a new destination server per repetition")
     if "operator" in args.scenarios:
         described["operator"] = f"{args.operator_resources} MlflowExports created at once by 16 client threads"
     text = report.render(f"mlflow-ferry benchmark ({mode})", facts, described, results, goals,

@@ -31,6 +31,8 @@ class Step:
     tracking_uri: str
     # Looks at what the step left (unmeasured): a tool that exits 0 without doing the work is failed.
     check: Check | None = None
+    # Sets the step up (unmeasured) before its argv is built: a server to start, data to change.
+    prepare: Callable[[Path, int], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def _total(samples: list[Sample]) -> Sample:
         returncode=next((s.returncode for s in samples if not s.ok), 0),
         error=next((s.error for s in samples if not s.ok), ""),
         endpoints=dict(sum((Counter(s.endpoints) for s in samples), Counter())),
+        by_server={role: dict(sum((Counter(s.by_server.get(role, {})) for s in samples), Counter()))
+                   for role in dict.fromkeys(r for s in samples for r in s.by_server)},
     )
 
 
@@ -103,6 +107,8 @@ def run_case(case: Case, stage: Stage, work: Path, *, warmup: int, repeats: int,
         rep_dir.mkdir(parents=True)
         samples = []
         for step in case.steps:
+            if step.prepare is not None:
+                step.prepare(rep_dir, rep)
             env = {**os.environ, "MLFLOW_TRACKING_URI": step.tracking_uri, "PYTHONUNBUFFERED": "1"}
             sample = run_measured(step.argv(rep_dir, rep), env=env, log_path=rep_dir / f"{step.label}.log",
                                   logs=stage.access_logs(), server_pids=stage.server_pids(), cwd=rep_dir)

@@ -27,6 +27,8 @@ import psutil
 # uvicorn's access log: `INFO:     127.0.0.1:50448 - "GET /api/2.0/mlflow/runs/get?... HTTP/1.1" 200 OK`
 ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE|HEAD) (\S+) HTTP/[\d.]+" (\d{3})')
 IGNORED_PATHS = ("/health",)
+# MLflow answers some reads to POST (runs/search, traces/batchGet): a write is any other POST, PATCH, PUT, DELETE.
+READ_PATH = re.compile(r"/(search|get|batchGet|get-history|list)[^/]*$|/traces/[^/]+$")
 GNU_TIME = "/usr/bin/time"  # Debian package `time`
 
 
@@ -41,6 +43,7 @@ class Sample:
     returncode: int
     error: str = ""
     endpoints: dict[str, int] = field(default_factory=dict)   # "POST /api/2.0/mlflow/runs/create" -> count
+    by_server: dict[str, dict[str, int]] = field(default_factory=dict)   # server role -> its endpoints
 
     @property
     def ok(self) -> bool:
@@ -50,8 +53,9 @@ class Sample:
 class AccessLog:
     """The part of a server's log written after `mark()`: how many requests it served since."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name: str = "") -> None:
         self.path = path
+        self.name = name   # the server's role on the stage ("src", "mirror-dst-0", ...)
         self.offset = 0
 
     def mark(self) -> None:
@@ -71,6 +75,16 @@ def endpoint(path: str) -> str:
     if "/mlflow-artifacts/artifacts/" in path:
         return path.split("/mlflow-artifacts/artifacts/", 1)[0] + "/mlflow-artifacts/artifacts/*"
     return "/".join("*" if _is_id(part) else part for part in path.split("/"))
+
+
+def is_write(name: str) -> bool:
+    """Whether an endpoint ("POST /api/2.0/mlflow/runs/create") changes the server."""
+    method, _, path = name.partition(" ")
+    return method in ("POST", "PATCH", "PUT", "DELETE") and not READ_PATH.search(path)
+
+
+def writes(endpoints: dict[str, int]) -> int:
+    return sum(n for name, n in endpoints.items() if is_write(name))
 
 
 def _is_id(part: str) -> bool:
@@ -115,11 +129,16 @@ def run_measured(argv: Sequence[str], *, env: dict[str, str], log_path: Path, lo
     # The log line of the last answer may land a moment after the client has read it.
     time.sleep(0.2)
     endpoints: Counter[str] = Counter()
+    by_server: dict[str, dict[str, int]] = {}
     for log in logs:
-        endpoints += log.requests_since_mark()
+        served = log.requests_since_mark()
+        endpoints += served
+        if log.name and served:
+            by_server[log.name] = dict(served)
     return Sample(seconds=seconds, peak_rss_mb=peak_kb / 1024, requests=endpoints.total(),
                   server_cpu_seconds=max(server_cpu, 0.0), returncode=returncode,
-                  error="" if returncode == 0 else _last_line(log_path), endpoints=dict(endpoints))
+                  error="" if returncode == 0 else _last_line(log_path), endpoints=dict(endpoints),
+                  by_server=by_server)
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, os.struct_rusage]:  # type: ignore[name-defined]

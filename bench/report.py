@@ -17,6 +17,17 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.harness import TOTAL, Measured
+from bench.measure import writes
+from bench.scenarios import (
+    MIRROR,
+    MIRROR_CHANGED,
+    MIRROR_COPY,
+    MIRROR_DST,
+    MIRROR_FULL,
+    MIRROR_SRC,
+    MIRROR_TOOL,
+    MIRROR_UNCHANGED,
+)
 from bench.tools import LOWER_BOUND as LOWER_BOUND_TOOL
 from bench.tools import REPO
 
@@ -133,6 +144,66 @@ def _memory(results: Sequence[Measured]) -> Target:
                   note)
 
 
+# mlflow-export-import took 2.9 s a run in the experiment scenario (29.0 s for 10 runs, bench/results/20261123-174735-quick.md)
+PEER_SECONDS_PER_RUN = 2.9
+
+
+def _on(m: Measured, role: str, count: Callable[[dict[str, int]], int] = lambda e: sum(e.values())) -> float:
+    """Median over good samples of what a server (`role`, or every role it prefixes) served."""
+    return float(statistics.median(
+        sum(count(e) for r, e in s.by_server.items() if r == role or r.startswith(role + "-")) for s in m.good))
+
+
+def _sides(m: Measured) -> str:
+    return (f"{m.seconds:.2f} s, {m.median('requests'):.0f} req: source {_on(m, MIRROR_SRC):.0f}, destination "
+            f"{_on(m, MIRROR_DST):.0f} ({_on(m, MIRROR_DST, writes):.0f} writes)")
+
+
+def _mirror_versus_full(results: Sequence[Measured], step: str, attr: str) -> Target:
+    """A sync's requests or time over the mirror's full copy."""
+    sync, full = _find(results, MIRROR, MIRROR_TOOL, step), _find(results, MIRROR, MIRROR_TOOL, MIRROR_FULL)
+    value = sync.median(attr) / full.median(attr) if sync and full and full.median(attr) else None
+    unit = "time" if attr == "seconds" else "HTTP requests"
+    note = f"{step} {_sides(sync)}; full copy {_sides(full)}" if sync and full else ""
+    return Target(f"mirror: {step} / full copy, {unit}", "-", value, None, note)
+
+
+def _mirror_unchanged_writes(results: Sequence[Measured]) -> Target:
+    sync = _find(results, MIRROR, MIRROR_TOOL, MIRROR_UNCHANGED)
+    value = _on(sync, MIRROR_DST, writes) if sync else None
+    return Target("mirror: no-change sync, write requests to the destination", "= 0", value,
+                  None if value is None else value == 0, _sides(sync) if sync else "")
+
+
+def _mirror_versus_copy(results: Sequence[Measured], attr: str) -> Target:
+    """The mirror's full copy over the export + import that copies the same experiment."""
+    full, copy = _find(results, MIRROR, MIRROR_TOOL, MIRROR_FULL), _case_total(results, MIRROR, MIRROR_COPY)
+    value = full.median(attr) / copy.median(attr) if full and copy and copy.median(attr) else None
+    unit = "time" if attr == "seconds" else "HTTP requests"
+    note = (f"mirror {full.seconds:.2f} s, {full.median('requests'):.0f} req; export + import {copy.seconds:.2f} s, "
+            f"{copy.median('requests'):.0f} req" if full and copy else "")
+    return Target(f"mirror: full copy / ferry export + import of the same experiment, {unit}", "-", value, None, note)
+
+
+def _mirror_versus_copy_of_change(results: Sequence[Measured]) -> Target:
+    """What the small change costs as a sync against carrying it with a full export + import."""
+    sync, copy = _find(results, MIRROR, MIRROR_TOOL, MIRROR_CHANGED), _case_total(results, MIRROR, MIRROR_COPY)
+    value = copy.seconds / sync.seconds if sync and copy else None
+    note = (f"export + import {copy.seconds:.2f} s, {copy.median('requests'):.0f} req; small-change sync "
+            f"{sync.seconds:.2f} s, {sync.median('requests'):.0f} req" if sync and copy else "")
+    return Target("mirror: small change carried by a sync, speed-up over a new export + import", "-", value, None,
+                  note)
+
+
+def _mirror_peer(results: Sequence[Measured]) -> Target:
+    full = _find(results, MIRROR, MIRROR_TOOL, MIRROR_FULL)
+    runs = _on(full, MIRROR_DST, lambda e: e.get("POST /api/2.0/mlflow/runs/create", 0)) if full else 0
+    hours = runs * PEER_SECONDS_PER_RUN / 3600
+    return Target("mirror: mlflow-export-import export + import of the same experiment", "-", None, None,
+                  f"not run: at the {PEER_SECONDS_PER_RUN} s a run it takes in the experiment scenario, the "
+                  f"{runs:.0f} runs would take {hours:.1f} h" if runs else "not run: hours at 10 000 runs")
+
+
 def targets(results: Sequence[Measured], scenarios: Sequence[str], extra: Sequence[Target] = ()) -> list[Target]:
     """The issue's targets for the scenarios that ran; "not measured" where a side failed."""
     mei, kfi = "mlflow-export-import", "kiroframe-importer"
@@ -151,6 +222,15 @@ def targets(results: Sequence[Measured], scenarios: Sequence[str], extra: Sequen
         (("memory",), lambda: _memory(results)),
         (("traces",), lambda: _speedup(results, f"traces export + import, speed-up over {mei}", "traces", mei, None)),
         (("traces",), lambda: _versus_trace_bound(results)),
+        ((MIRROR,), lambda: _mirror_versus_copy(results, "seconds")),
+        ((MIRROR,), lambda: _mirror_versus_copy(results, "requests")),
+        ((MIRROR,), lambda: _mirror_versus_full(results, MIRROR_UNCHANGED, "requests")),
+        ((MIRROR,), lambda: _mirror_versus_full(results, MIRROR_UNCHANGED, "seconds")),
+        ((MIRROR,), lambda: _mirror_unchanged_writes(results)),
+        ((MIRROR,), lambda: _mirror_versus_full(results, MIRROR_CHANGED, "requests")),
+        ((MIRROR,), lambda: _mirror_versus_full(results, MIRROR_CHANGED, "seconds")),
+        ((MIRROR,), lambda: _mirror_versus_copy_of_change(results)),
+        ((MIRROR,), lambda: _mirror_peer(results)),
     ]
     return [make() for needs, make in wanted if set(needs) <= set(scenarios)] + list(extra)
 

@@ -9,6 +9,8 @@
 - ``operator``: 200 MlflowExports applied at once on the real control plane (`bench.operator_load`)
 - ``traces``: export-traces + import-traces of 5 000 traces of 5 spans (ferry vs mlflow-export-import),
   and the raw REST lower bound of copying them (`bench/trace_lower_bound.py`)
+- ``mirror``: `ferry mirror --once` of 10 000 runs into an empty server, again with nothing changed, again
+  after a small change; beside it ferry's export-experiment + import-experiment of the same experiment
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench import tools, trace_checks
+from bench import mirror_changes, tools, trace_checks
 from bench.harness import Case, Step
 from bench.stage import KIROFRAME_TOKEN, Stage
 from devstack.workload import GROUP, Workload, scaled
 
 SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound", "memory", "operator",
-             "traces")
+             "traces", "mirror")
 TRACES, TRACE_SPANS = 5000, 5
+MIRROR_RUNS = 10_000
+MIRROR, MIRROR_TOOL, MIRROR_COPY = "mirror", "ferry mirror", "ferry export + import"
+MIRROR_FULL, MIRROR_UNCHANGED, MIRROR_CHANGED = "full copy", "no-change sync", "small-change sync"
+MIRROR_SRC, MIRROR_DST = "mirror-src", "mirror-dst"   # server roles; a repetition's destination is mirror-dst-N
+ALONE = {"memory", "operator", "traces", "mirror"}   # scenarios on servers of their own, not the main workload
 TRACE_EXPERIMENT = "traces-5k"
 QUICK_SCENARIOS = ("experiment", "kiroframe-export", "kiroframe-push", "lower-bound")
 
@@ -61,10 +68,10 @@ def _short(tool: tools.Tool) -> str:
 
 
 def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_runs: int, *,
-          traces: int = TRACES) -> list[Case]:
+          traces: int = TRACES, mirror_runs: int = MIRROR_RUNS) -> list[Case]:
     """The cases to run, in order; seeding and starting servers as the scenarios need them."""
     cases: list[Case] = []
-    wants_src = set(scenarios) - {"memory", "operator", "traces"}
+    wants_src = set(scenarios) - ALONE
     if wants_src:
         seeded = stage.seed("src", workload)
         src = stage.server("src").uri
@@ -89,7 +96,56 @@ def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_r
         cases += _memory_cases(stage, memory_runs)
     if "traces" in scenarios:
         cases += _trace_cases(stage, traces)
+    if "mirror" in scenarios:
+        cases += _mirror_cases(stage, mirror_runs)
     return cases
+
+
+def _mirror_cases(stage: Stage, runs: int) -> list[Case]:
+    """The `large` workload plus one running run, mirrored; ferry's export + import of it beside.
+
+    The export + import goes first, so it and the mirror's full copy carry the same runs. Each
+    repetition of the mirror starts with a destination server of its own and a new state file:
+    its first sync is a full copy, its second finds nothing to do, its third carries what was
+    changed on the source just before it (10 new runs, 1 000 steps of the running run's metric).
+    Every sync is checked against the source afterwards, unmeasured.
+    """
+    seeded = stage.seed(MIRROR_SRC, scaled("large", runs))
+    src = stage.server(MIRROR_SRC).uri
+    experiment, experiment_id = next(iter(seeded.experiments.items()))
+    live = mirror_changes.add_running_run(src, experiment_id)
+    imports = stage.server("mirror-import").uri
+    out: Callable[[Path], Path] = lambda rep_dir: rep_dir / "export"  # noqa: E731
+    ferry = tools.FERRY
+    copy = Case(MIRROR, MIRROR_COPY, (
+        Step("export", lambda d, _: tools.export_experiment(ferry, experiment, out(d)), src),
+        Step("import", lambda d, rep: tools.import_experiment(ferry, f"{experiment}-copy-{rep}", out(d)), imports),
+    ))
+
+    def dst(rep: int) -> str:
+        return stage.server(mirror_dst_role(rep)).uri
+
+    def sync(rep_dir: Path, rep: int) -> list[str]:
+        return tools.mirror(ferry, src, dst(rep), experiment, rep_dir / "mirror-state.json")
+
+    def start_dst(_: Path, rep: int) -> None:
+        dst(rep)
+
+    def check(_: Path, rep: int) -> str | None:
+        return mirror_changes.in_step(src, dst(rep), experiment)
+
+    mirror = Case(MIRROR, MIRROR_TOOL, (
+        Step(MIRROR_FULL, sync, src, check=check, prepare=start_dst),
+        Step(MIRROR_UNCHANGED, sync, src, check=check),
+        Step(MIRROR_CHANGED, sync, src, check=check, prepare=lambda _, rep: mirror_changes.small_change(
+            src, experiment_id, live, tag=f"{rep}-")),
+    ))
+    return [copy, mirror]
+
+
+def mirror_dst_role(rep: int) -> str:
+    """The destination server of one repetition (warm-ups are negative)."""
+    return f"{MIRROR_DST}-{'w' if rep < 0 else ''}{abs(rep)}"
 
 
 def _model_cases(stage: Stage, workload: Workload) -> list[Case]:

@@ -86,7 +86,7 @@ class Stage:
         return str(self.kiroframe.url)  # type: ignore[attr-defined]
 
     def access_logs(self) -> list[AccessLog]:
-        return [AccessLog(server.log_path) for server in self.servers.values()]
+        return [AccessLog(server.log_path, role) for role, server in self.servers.items()]
 
     def server_pids(self) -> list[int]:
         return [server.pid for server in self.servers.values() if server.pid is not None]

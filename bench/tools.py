@@ -76,3 +76,9 @@ def import_traces(tool: Tool, src: Path, experiment: str | None = None) -> list[
 def trace_lower_bound(tracking_uri: str, experiment: str, dst_uri: str, dst_experiment: str) -> list[str]:
     return [sys.executable, str(REPO / "bench" / "trace_lower_bound.py"), "--uri", tracking_uri,
             "--experiment", experiment, "--dst-uri", dst_uri, "--dst-experiment", dst_experiment]
+
+
+def mirror(tool: Tool, src_uri: str, dst_uri: str, experiment: str, state_file: Path) -> list[str]:
+    # Only the experiment the export + import beside it copies; the source has no models or prompts.
+    return [tool.command("ferry"), "mirror", "--src-mlflow-uri", src_uri, "--dst-mlflow-uri", dst_uri,
+            "--experiments", experiment, "--include-artifacts", "True", "--state-file", str(state_file), "--once"]

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from bench.lower_bound import read_experiment
-from bench.measure import AccessLog, endpoint, run_measured
+from bench.measure import AccessLog, endpoint, is_write, run_measured, writes
 from devstack.mlflow_server import MlflowServer
 from devstack.workload import WORKLOADS, artifact_files, seed
 
 
 def test_requests_counted_are_those_the_server_served(mlflow_src: MlflowServer, unique: str, tmp_path: Path) -> None:
-    log = AccessLog(mlflow_src.log_path)
+    log = AccessLog(mlflow_src.log_path, "src")
     script = (
         "import requests, sys\n"
         "s = requests.Session()\n"
@@ -26,6 +26,7 @@ def test_requests_counted_are_those_the_server_served(mlflow_src: MlflowServer, 
     assert sample.ok
     assert sample.requests == 7  # the health check is not the tool's work
     assert sample.endpoints == {"GET /api/2.0/mlflow/experiments/get-by-name": 7}
+    assert sample.by_server == {"src": sample.endpoints}
     assert sample.server_cpu_seconds >= 0
 
 
@@ -37,6 +38,14 @@ def test_endpoints_fold_ids_and_artifact_paths() -> None:
         "/api/2.0/mlflow-artifacts/artifacts/*"
     assert endpoint("/api/2.0/mlflow/logged-models/m-0123456789abcdef0123456789abcdef") == \
         "/api/2.0/mlflow/logged-models/*"
+
+
+def test_writes_are_the_requests_that_change_the_server() -> None:
+    assert is_write("POST /api/2.0/mlflow/runs/create") and is_write("POST /api/2.0/mlflow/runs/delete-tag")
+    assert is_write("PUT /api/2.0/mlflow-artifacts/artifacts/*") and is_write("PATCH /api/2.0/mlflow/logged-models/*")
+    assert not is_write("POST /api/2.0/mlflow/runs/search") and not is_write("POST /api/3.0/mlflow/traces/batchGet")
+    assert not is_write("GET /api/2.0/mlflow/runs/get") and not is_write("POST /api/2.0/mlflow/metrics/get-history")
+    assert writes({"POST /api/2.0/mlflow/runs/search": 5, "POST /api/2.0/mlflow/runs/log-batch": 2}) == 2
 
 
 def test_peak_rss_is_the_childs_and_failures_keep_their_last_line(tmp_path: Path) -> None:

@@ -40,3 +40,40 @@ def test_a_side_that_never_succeeded_is_not_measured() -> None:
     results = _case("ferry", [], 0, failed=3) + _case("mlflow-export-import", [30.0], 500)
     assert _target(results, "speed-up")[:2] == (None, None)
     assert _target(results, "HTTP requests")[:2] == (None, None)
+
+
+def _mirror_step(step: str, seconds: float, src: int, dst: dict[str, int]) -> Measured:
+    by_server = {"mirror-src": {"POST /api/2.0/mlflow/runs/search": src}, "mirror-dst-0": dst}
+    sample = Sample(seconds=seconds, peak_rss_mb=50.0, requests=src + sum(dst.values()), server_cpu_seconds=1.0,
+                    returncode=0, by_server=by_server)
+    return Measured("mirror", "ferry mirror", step, [sample])
+
+
+def _mirror_targets(unchanged_dst: dict[str, int]) -> dict[str, tuple[float | None, bool | None]]:
+    full = {"POST /api/2.0/mlflow/runs/create": 100, "POST /api/2.0/mlflow/runs/log-batch": 100,
+            "POST /api/2.0/mlflow/runs/search": 10}
+    results = [
+        _mirror_step("full copy", 40.0, 190, full),
+        _mirror_step("no-change sync", 4.0, 8, unchanged_dst),
+        _mirror_step("small-change sync", 8.0, 30, {"POST /api/2.0/mlflow/runs/create": 10,
+                                                    "POST /api/2.0/mlflow/runs/log-batch": 10}),
+        Measured("mirror", "ferry export + import", TOTAL, [_sample(80.0, 1000)]),
+    ]
+    return {t.what: (t.measured, t.met) for t in targets(results, ("mirror",))}
+
+
+def test_mirror_syncs_are_reported_against_its_full_copy_and_the_export_import() -> None:
+    found = _mirror_targets({"POST /api/2.0/mlflow/runs/search": 2})
+    assert found["mirror: no-change sync / full copy, HTTP requests"] == (10 / 400, None)
+    assert found["mirror: no-change sync / full copy, time"] == (0.1, None)
+    assert found["mirror: no-change sync, write requests to the destination"] == (0.0, True)
+    assert found["mirror: small-change sync / full copy, HTTP requests"] == (50 / 400, None)
+    assert found["mirror: full copy / ferry export + import of the same experiment, time"] == (0.5, None)
+    assert found["mirror: full copy / ferry export + import of the same experiment, HTTP requests"] == (0.4, None)
+    assert found["mirror: small change carried by a sync, speed-up over a new export + import"] == (10.0, None)
+    assert found["mirror: mlflow-export-import export + import of the same experiment"] == (None, None)
+
+
+def test_a_no_change_sync_that_writes_misses_its_target() -> None:
+    found = _mirror_targets({"POST /api/2.0/mlflow/runs/search": 2, "POST /api/2.0/mlflow/runs/delete-tag": 1})
+    assert found["mirror: no-change sync, write requests to the destination"] == (1.0, False)
