@@ -2,7 +2,7 @@
 
 The README promises that the resources' options are the flags in camelCase
 (``spec.options.exportDeletedRuns`` is ``--export-deleted-runs``). For each field of
-`ExportOptions`, `ImportOptions`, `ImportTarget` and `KiroframeOptions` this finds the commands
+`ExportOptions`, `ImportOptions`, `ImportTarget`, `KiroframeOptions` and `MirrorOptions` this finds the commands
 with the flag ``--<field in kebab-case>`` and compares the default the command runs with to the
 field's default. What deliberately differs is listed below with the reason, and checked too, so
 that neither the options nor the tables drift.
@@ -17,10 +17,10 @@ import pytest
 from pydantic import BaseModel
 
 from ferry.cli import all as server
-from ferry.cli import copy, experiments, kiroframe, model_versions, models, runs
+from ferry.cli import copy, experiments, kiroframe, mirror, model_versions, models, runs
 from ferry.cli.options import split_list
 from ferry.kiroframe.settings import KiroframeSettings
-from ferry.options import ExportOptions, ImportOptions, ImportTarget, KiroframeOptions
+from ferry.options import ExportOptions, ImportOptions, ImportTarget, KiroframeOptions, MirrorOptions
 
 MLFLOW_COMMANDS: tuple[click.Command, ...] = (
     runs.export_run, runs.import_run, copy.copy_run,
@@ -35,6 +35,7 @@ OPTION_MODELS: dict[type[BaseModel], tuple[click.Command, ...]] = {
     ImportOptions: MLFLOW_COMMANDS,
     ImportTarget: MLFLOW_COMMANDS,
     KiroframeOptions: (kiroframe.main,),
+    MirrorOptions: (mirror.mirror,),
 }
 
 # Fields no command has a flag for, and why.
