@@ -1,4 +1,4 @@
-"""Trace imports that die: SIGKILLed ``import-traces`` runs of 1 000 traces, rerun, end with the source set.
+"""Trace imports that die: SIGKILLed ``import-traces`` runs of 400 traces, rerun, end with the source set.
 
 A trace is written in several requests (its spans through OTLP, its info through StartTraceV3,
 then each assessment), so a killed import can leave a trace with spans and no info, or with
@@ -32,24 +32,24 @@ from ferry.tracking.traces import Traces
 from tests.conftest import MLFLOW_WORKERS
 from tests.engine.test_traces import _view, _without_ids
 
-TRACES, SPANS = 1000, 2
+TRACES, SPANS = 400, 2  # enough for two kills inside the work; the full suite runs within its time
 KILL_AT = (0.3, 0.7)  # shares of the traces in the destination, one killed run each
 BIN = Path(sys.executable).parent
-# Seeding 1 000 traces and importing them about twice over: minutes, more on a busy machine.
+# Seeding 400 traces and importing them about twice over: minutes, more on a busy machine.
 pytestmark = pytest.mark.timeout(2400)
 START_TIMEOUT = 600.0
 
 
 @pytest.fixture(scope="session")
 def many_traces(mlflow_src: MlflowServer) -> SeededTraces:
-    """1 000 traces of 2 spans, every tenth with a feedback and an expectation (about a minute on an idle machine)."""
-    return seed_traces(mlflow_src.uri, f"traces-1k-{os.getpid()}", TRACES, SPANS, assess_every=10)
+    """400 traces of 2 spans, every tenth with a feedback and an expectation (about half a minute on an idle machine)."""
+    return seed_traces(mlflow_src.uri, f"traces-kill-{os.getpid()}", TRACES, SPANS, assess_every=10)
 
 
 @pytest.fixture(scope="module")
 def exported_many(many_traces: SeededTraces, mlflow_src: MlflowServer,
                   tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("traces-1k") / "export"
+    out = tmp_path_factory.mktemp("traces-kill") / "export"
     done = subprocess.run([str(BIN / "export-traces"), "--experiment-ids", many_traces.experiment_id,
                            "--output-dir", str(out), "--quiet"], env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_src.uri},
                           capture_output=True, text=True, timeout=900)
@@ -85,7 +85,7 @@ def test_killed_imports_rerun_to_exactly_the_source_traces(many_traces: SeededTr
     src, dst = TrackingClient(mlflow_src.uri), TrackingClient(fresh_dst.uri)
     source_ids = sorted(_ids(src, many_traces.experiment_name))
     assert len(source_ids) == TRACES
-    name, rng = f"traces-1k-killed-{unique}", random.Random(unique)
+    name, rng = f"traces-kill-killed-{unique}", random.Random(unique)
     import_args = ("--input-dir", str(exported_many), "--quiet", "--experiment-name", name)
     seen = []
     for share in KILL_AT:
