@@ -12,9 +12,16 @@ destination production-shaped: PostgreSQL, artifacts in S3, MLflow's basic auth)
 (SeaweedFS, for the destination's artifacts and the S3 backup), the Kiroframe stand-in, installs
 the Helm chart, and
 applies every file of `examples/` as it is, except for what only makes sense in a real cluster:
-service URLs, object names, the sync's schedule and the bucket's region are rewritten for the
-local servers (see `rewrites`), and an S3 destination without an endpoint gets the local one, in
+service URLs, object names, the schedules and the bucket's region are rewritten for the local
+servers (see `rewrites`), and an S3 destination without an endpoint gets the local one, in
 memory; the files are not touched.
+
+The mirror (`examples/mlflow-mirror.yaml`, the source kept in step on the destination) comes
+once the one-off resources are done (the schedules' first runs go on meanwhile): the import
+writes to the same server, and two writers copying one run at the same moment would each make a
+copy. Its first sync is asked for with the `ferry.dev/sync-now` annotation; while it runs, a few
+runs are logged on the source and one more sync is asked for, and the demo waits for the sync
+that carries them.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +45,12 @@ import click
 import requests
 import yaml
 from kubernetes import client, config
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
 from devstack.cluster.control_plane import Cluster
 from devstack.cluster.paths import bin_dir
-from devstack.compare import format_table, snapshot, summary_rows
+from devstack.compare import differences, format_table, snapshot, summary_rows
 from devstack.genai_workload import seed_genai
 from devstack.helm import install
 from devstack.mlflow_server import BasicAuth, MlflowServer
@@ -49,6 +60,7 @@ from devstack.s3 import REGION as S3_REGION
 from devstack.s3 import S3Server
 from devstack.workload import WORKLOADS, seed
 from ferry.api import API_VERSION, BY_KIND
+from ferry.api.mirror import SYNC_NOW_ANNOTATION
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
@@ -62,6 +74,10 @@ PVC = "mlflow-backups"
 WORKLOAD = WORKLOADS["demo"]
 SOURCE_EXPERIMENT = WORKLOAD.experiment_name(0)   # "churn-prediction"
 SOURCE_MODEL = WORKLOAD.model_name(0)             # "demo-model-0"
+LIVE_EXPERIMENT = WORKLOAD.experiment_name(1)     # where runs are logged while the mirror runs
+LIVE_RUNS = 3
+MIRROR = "MlflowMirror"
+FINISHED = {"Succeeded", "PartiallyFailed", "Failed"}
 
 
 ARTIFACTS_BUCKET = "mlflow-artifacts"  # the destination's artifact store
@@ -118,10 +134,12 @@ def rewrites(state: DemoState) -> dict[str, str]:
     return {
         "http://mlflow.ml.svc:5000": state.source_uri,
         "http://mlflow-staging.ml.svc:5000": state.destination_uri,
+        "http://mlflow-standby.ml-dr.svc:5000": state.destination_uri,  # the mirror's standby
         "https://my.kiroframe.com": state.kiroframe_url,
         "churn": SOURCE_EXPERIMENT,
         "churn-classifier": SOURCE_MODEL,
         "*/15 * * * *": "* * * * *",  # sync every minute, so the demo shows one
+        "*/5 * * * *": "* * * * *",   # the mirror too (its first syncs are asked for: sync-now)
         "eu-west-1": S3_REGION,
     }
 
@@ -202,25 +220,28 @@ def prepare_namespace(api: client.ApiClient, state: DemoState) -> None:
                                               "stringData": {"MLFLOW_TRACKING_INSECURE_TLS": "false"}})
     core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "kiroframe-token"},
                                               "stringData": {"token": state.kiroframe_token}})
-    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "mlflow-staging-credentials"}, "stringData": {
-        "MLFLOW_TRACKING_USERNAME": state.destination_username,
-        "MLFLOW_TRACKING_PASSWORD": state.destination_password}})
+    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "mlflow-primary-credentials"},
+                                              "stringData": {"MLFLOW_TRACKING_INSECURE_TLS": "false"}})
+    for secret in ("mlflow-staging-credentials", "mlflow-standby-credentials"):  # both name the destination
+        core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": secret}, "stringData": {
+            "MLFLOW_TRACKING_USERNAME": state.destination_username,
+            "MLFLOW_TRACKING_PASSWORD": state.destination_password}})
     core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "backup-s3"}, "stringData": {
         "AWS_ACCESS_KEY_ID": state.s3_access_key, "AWS_SECRET_ACCESS_KEY": state.s3_secret_key}})
 
 
-def apply_examples(api: client.ApiClient, state: DemoState) -> list[tuple[str, str]]:
+def rendered_examples(state: DemoState) -> list[dict[str, Any]]:
+    """The resources of examples/, rewritten for the local servers."""
+    return [with_local_endpoint(rewrite(doc, rewrites(state)), state)
+            for path in sorted(EXAMPLES.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())
+            if doc and doc.get("apiVersion") == API_VERSION]
+
+
+def apply(api: client.ApiClient, docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     custom = client.CustomObjectsApi(api)
-    applied = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("apiVersion") != API_VERSION:
-                continue
-            doc = with_local_endpoint(rewrite(doc, rewrites(state)), state)
-            kind = BY_KIND[doc["kind"]]
-            custom.create_namespaced_custom_object(*API_VERSION.split("/"), NAMESPACE, kind.plural, doc)
-            applied.append((doc["kind"], doc["metadata"]["name"]))
-    return applied
+    for doc in docs:
+        custom.create_namespaced_custom_object(*API_VERSION.split("/"), NAMESPACE, BY_KIND[doc["kind"]].plural, doc)
+    return [(doc["kind"], doc["metadata"]["name"]) for doc in docs]
 
 
 def wait_for(api: client.ApiClient, applied: list[tuple[str, str]], started: float, timeout: float = 300) -> None:
@@ -246,6 +267,117 @@ def wait_for(api: client.ApiClient, applied: list[tuple[str, str]], started: flo
         say(f"{kind} {name}: still working after {timeout:.0f} s (see `python -m devstack.demo status`)", started)
 
 
+# -- the mirror ------------------------------------------------------------------------------------
+
+
+def mirror_status(api: client.ApiClient, name: str) -> dict[str, Any]:
+    obj = client.CustomObjectsApi(api).get_namespaced_custom_object(*API_VERSION.split("/"), NAMESPACE,
+                                                                      BY_KIND[MIRROR].plural, name)
+    return obj.get("status") or {}
+
+
+def request_sync(api: client.ApiClient, name: str, value: str) -> None:
+    """`kubectl annotate mlflowmirror <name> ferry.dev/sync-now=<value> --overwrite`."""
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        *API_VERSION.split("/"), NAMESPACE, BY_KIND[MIRROR].plural, name,
+        {"metadata": {"annotations": {SYNC_NOW_ANNOTATION: value}}})
+
+
+def wait_for_sync(api: client.ApiClient, name: str, after: str | None, newer_than_ms: int = 0,
+                  timeout: float = 180) -> dict[str, Any]:
+    """The status once a sync other than Job `after` has finished (and, if it did not fail, began after
+    `newer_than_ms`: its watermark is its start), or the latest status when the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = mirror_status(api, name)
+        last = status.get("lastResult") or {}
+        if last.get("jobName") not in (None, after) and last.get("phase") in FINISHED:
+            if last["phase"] == "Failed" or (status.get("watermark") or 0) > newer_than_ms:
+                return status
+            after = last["jobName"]  # began before the runs ended: the next one carries them
+        if time.monotonic() > deadline:
+            return status
+        time.sleep(1)
+
+
+def sync_line(name: str, status: dict[str, Any]) -> str:
+    last = status.get("lastResult") or {}
+    if last.get("phase") not in FINISHED:
+        return f"{MIRROR} {name}: no sync finished yet ({status.get('message') or 'see make demo-status'})"
+    return (f"{MIRROR} {name}: {last['phase']} ({last.get('message') or ''}), lag {status.get('lagSeconds', '?')} s, "
+            f"last sync {status.get('lastSyncTime') or 'none'}")
+
+
+def log_live_runs(uri: str) -> int:
+    """A few finished runs in LIVE_EXPERIMENT, through MLflow's client, as a training job would log them;
+    returns when the last one ended (ms)."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no UI link per ended run
+    mlflow_client = MlflowClient(tracking_uri=uri)
+    experiment_id = mlflow_client.get_experiment_by_name(LIVE_EXPERIMENT).experiment_id
+    ended = 0
+    for n in range(LIVE_RUNS):
+        run = mlflow_client.create_run(experiment_id, run_name=f"retrain-{n}", tags={"trigger": "demo"})
+        now = int(time.time() * 1000)
+        mlflow_client.log_batch(run.info.run_id, params=[Param("learning_rate", str(0.01 * (n + 1)))],
+                                metrics=[Metric("loss", 1.0 / (step + n + 1), now + step, step) for step in range(5)])
+        mlflow_client.set_terminated(run.info.run_id)
+        ended = max(ended, mlflow_client.get_run(run.info.run_id).info.end_time)
+    return ended
+
+
+def live_comparison(state: DemoState) -> str:
+    """LIVE_EXPERIMENT on the source and on the standby, field by field."""
+    source = snapshot(state.source_uri, [LIVE_EXPERIMENT], [])
+    with destination_login(state):
+        destination = snapshot(state.destination_uri, [LIVE_EXPERIMENT], [])
+    found = differences(source, destination)
+    runs = len((destination["experiments"][LIVE_EXPERIMENT] or {}).get("runs") or {})
+    return (f"{LIVE_EXPERIMENT} on the destination: {runs} runs, "
+            + ("identical to the source" if not found else f"{len(found)} differences, first {found[0]}"))
+
+
+def run_mirrors(api: client.ApiClient, state: DemoState, mirrors: list[dict[str, Any]], started: float) -> None:
+    """Apply the mirrors with a first sync asked for; while it runs, log runs on the source and ask for
+    one more sync; wait for the sync that carries them."""
+    for doc in mirrors:
+        doc["metadata"].setdefault("annotations", {})[SYNC_NOW_ANNOTATION] = "first"  # not at the next minute
+    for kind, name in apply(api, mirrors):
+        say(f"applied {kind}/{name} with {SYNC_NOW_ANNOTATION}=first", started)
+        deadline = time.monotonic() + 60
+        while not mirror_status(api, name).get("jobName") and time.monotonic() < deadline:
+            time.sleep(0.5)  # its Job exists: the runs below are logged while that sync runs
+        ended = log_live_runs(state.source_uri)
+        value = str(ended)
+        request_sync(api, name, value)
+        say(f"logged {LIVE_RUNS} runs in {LIVE_EXPERIMENT} on the source while the first sync runs; "
+            f"annotated {SYNC_NOW_ANNOTATION}={value}", started)
+        first = wait_for_sync(api, name, after=None)
+        say(sync_line(name, first), started)
+        later = wait_for_sync(api, name, after=(first.get("lastResult") or {}).get("jobName"), newer_than_ms=ended)
+        say(sync_line(name, later), started)
+        say(f"{MIRROR} {name}: {live_comparison(state)}", started)
+
+
+def mirror_summary(api: client.ApiClient) -> str:
+    """Each mirror's lag, last sync and latest result, from its status."""
+    custom = client.CustomObjectsApi(api)
+    items = custom.list_namespaced_custom_object(*API_VERSION.split("/"), NAMESPACE, BY_KIND[MIRROR].plural)["items"]
+    return "\n".join(sync_line(obj["metadata"]["name"], obj.get("status") or {}) for obj in items)
+
+
+@contextmanager
+def destination_login(state: DemoState) -> Iterator[None]:
+    """The destination is behind basic auth; MLflow's client reads these."""
+    login = {"MLFLOW_TRACKING_USERNAME": state.destination_username,
+             "MLFLOW_TRACKING_PASSWORD": state.destination_password}
+    os.environ.update(login)
+    try:
+        yield
+    finally:
+        for key in login:
+            os.environ.pop(key, None)
+
+
 def comparison(state: DemoState) -> str:
     """One line per kind (runs, models, logged models, traces, prompts, evaluation datasets)."""
     exported = rewrite(yaml.safe_load((EXAMPLES / "mlflow-export.yaml").read_text()), rewrites(state))
@@ -255,14 +387,8 @@ def comparison(state: DemoState) -> str:
     selected = {"prompts": objects.get("prompts", []), "datasets": objects.get("evaluationDatasets", []),
                 "mlflow3": True}
     source = snapshot(state.source_uri, [SOURCE_EXPERIMENT], [SOURCE_MODEL], **selected)
-    login = {"MLFLOW_TRACKING_USERNAME": state.destination_username,
-             "MLFLOW_TRACKING_PASSWORD": state.destination_password}
-    os.environ.update(login)  # the destination is behind basic auth; MLflow's client reads these
-    try:
+    with destination_login(state):
         destination = snapshot(state.destination_uri, [SOURCE_EXPERIMENT], [renamed], **selected)
-    finally:
-        for key in login:
-            os.environ.pop(key, None)
     destination["models"] = {SOURCE_MODEL: destination["models"][renamed]}  # compare under the source's name
     rows = [(f"{what} ({SOURCE_MODEL} -> {renamed})" if what == "models" else what, *rest)
             for what, *rest in summary_rows(source, destination)]
@@ -306,6 +432,8 @@ def instructions(cluster: Cluster, state: DemoState) -> str:
         f"  export KUBECONFIG={shlex.quote(env['KUBECONFIG'])} PATH={shlex.quote(str(bin_dir()))}:$PATH",
         "  kubectl get ferry -A",
         f"  kubectl describe mlflowimport churn-restore -n {NAMESPACE}",
+        f"  kubectl annotate mlflowmirror standby -n {NAMESPACE} {SYNC_NOW_ANNOTATION}=\"$(date +%s)\" --overwrite  "
+        "# one more sync now; kubectl get mlmirror -A shows its lag",
         f"  .venv/bin/python -m devstack.cluster logs --state-dir .demo/k8s {SYSTEM} {operator_pod(cluster)}",
         f"MLflow UI: source {state.source_uri}  destination {state.destination_uri} "
         f"(user {state.destination_username}, password {state.destination_password})",
@@ -338,15 +466,26 @@ def up() -> None:
     say(f"cluster up at {cluster.server}", started)
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     prepare_namespace(api, state)
-    install(cluster.kubeconfig, SYSTEM, RELEASE, {"operator": {"watchNamespaces": [NAMESPACE],
-                                                               "livenessPort": free_port()}})
+    # Schedules looked at every second (5 s by default): a requested sync starts at once.
+    install(cluster.kubeconfig, SYSTEM, RELEASE, {"operator": {
+        "watchNamespaces": [NAMESPACE], "livenessPort": free_port(),
+        "extraEnv": [{"name": "FERRY_SCHEDULE_TICK_SECONDS", "value": "1"}]}})
     say(f"chart installed: release {RELEASE} in {SYSTEM}, watching namespace {NAMESPACE}", started)
-    applied = apply_examples(api, state)
+    docs = rendered_examples(state)
+    mirrors = [doc for doc in docs if doc["kind"] == MIRROR]
+    applied = apply(api, [doc for doc in docs if doc["kind"] != MIRROR])
     say(f"applied examples/: {', '.join(f'{k}/{n}' for k, n in applied)}", started)
-    wait_for(api, applied, started)
+    one_off = [(doc["kind"], doc["metadata"]["name"]) for doc in docs
+               if doc["kind"] != MIRROR and not doc["spec"].get("schedule")]  # the import among them
+    wait_for(api, one_off, started)
+    with ThreadPoolExecutor(1) as pool:  # the mirror's syncs while the schedules run their first
+        mirrored = pool.submit(run_mirrors, api, state, mirrors, started)
+        wait_for(api, [a for a in applied if a not in one_off], started)
+        mirrored.result()
     click.echo(kubectl(cluster, "get", "ferry", "-A"))
     click.echo(comparison(state))
     click.echo(s3_summary(api, state))
+    click.echo(mirror_summary(api))
     click.echo(kiroframe_summary(state) + "\n")
     click.echo(instructions(cluster, state))
     say("demo ready", started)
@@ -362,6 +501,8 @@ def status() -> None:
     for name, alive in cluster.alive().items():
         click.echo(f"{name}: {'running' if alive else 'stopped'}")
     click.echo(kubectl(cluster, "get", "ferry,jobs", "-A"))
+    if cluster.is_up():
+        click.echo(mirror_summary(config.new_client_from_config(config_file=str(cluster.kubeconfig))) + "\n")
     click.echo(instructions(cluster, state))
 
 
