@@ -44,9 +44,14 @@ class Target:
     note: str = ""
 
     def row(self) -> str:
-        value = "n/a" if self.measured is None else f"{self.measured:.2f}"
+        value = "n/a" if self.measured is None else _number(self.measured)
         verdict = {True: "met", False: "missed", None: "-" if self.goal == "-" else "not measured"}[self.met]
         return f"| {self.what} | {self.goal} | {value} | {verdict} | {self.note} |"
+
+
+def _number(value: float) -> str:
+    """Two decimals; two significant digits below 0.1, where a sync's ratio to a full copy lies."""
+    return f"{value:.2g}" if 0 < abs(value) < 0.1 else f"{value:.2f}"
 
 
 def machine_facts(workers: int, load_before: tuple[float, ...]) -> dict[str, str]:
