@@ -140,6 +140,8 @@ def test_first_sync_copies_everything(primary: Primary, standby: MlflowServer, s
     assert outcome.counts.traces == 1 and outcome.counts.prompt_versions == 1
     assert outcome.lag_seconds == 0
     assert_in_step(primary, standby)
+    again = sync(primary, standby, state)  # runs made by MlflowClient.create_run have no mlflow.user tag
+    assert again.counts.objects == 0, again.message
 
 
 def test_changes_are_carried_by_the_next_sync(primary: Primary, standby: MlflowServer,

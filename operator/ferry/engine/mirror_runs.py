@@ -73,7 +73,8 @@ def bring_in_step(src: TrackingClient, dst: TrackingClient, run: JsonDict, copy:
     tags = [{"key": k, "value": v} for k, v in src_tags.items() if k not in OWN_TAGS and dst_tags.get(k) != v]
     if parent and parent in parent_of and dst_tags.get(runs.PARENT_TAG) != parent_of[parent]:
         tags.append({"key": runs.PARENT_TAG, "value": parent_of[parent]})
-    removed = [k for k in dst_tags if k not in OWN_TAGS and k not in src_tags]
+    # The copy's mlflow.user comes from the source run's user id when the source has no such tag.
+    removed = [k for k in dst_tags if k not in OWN_TAGS and k != runs.USER_TAG and k not in src_tags]
     metrics = _missing_points(src, dst, run, copy)
     if params or tags or metrics:
         dst.log_batch(dst_id, params=params, tags=tags, metrics=metrics)
