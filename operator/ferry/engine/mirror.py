@@ -38,6 +38,8 @@ CLOCK_MARGIN_MS = 5 * 60 * 1000
 EXPERIMENT_IDS_PER_SEARCH = 100
 # Above this many changed runs in one experiment, one paged search of the copies beats a search per run.
 INDEX_ABOVE = 20
+# Runs of one experiment handled together: their copies looked up and their histories read in bulk.
+SLICE = 500
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -188,15 +190,18 @@ def sync_runs(src: TrackingClient, dst: TrackingClient, pairs: Sequence[Experime
     tracker.add_total(sum(len(v) for v in todo.values()))
     done: list[RunSync] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for exp_id, found in todo.items():
+        for exp_id, found in ((e, s) for e, runs_ in todo.items() for s in _slices(runs_, SLICE)):
             pair = by_src[exp_id]
             copies = _copies(dst, pair.dst_id, src.uri, found, full=window is None)
+            histories = _bulk_histories(src, [r for r in found if r["info"]["run_id"] not in copies])
 
-            def one(run: JsonDict, pair: ExperimentPair = pair, copies: dict[str, JsonDict] = copies) -> RunSync:
-                copy = copies.get(run["info"]["run_id"])
+            def one(run: JsonDict, pair: ExperimentPair = pair, copies: dict[str, JsonDict] = copies,
+                    histories: dict[str, dict[str, list[JsonDict]]] = histories) -> RunSync:
+                run_id = run["info"]["run_id"]
+                copy = copies.get(run_id)
                 if copy is None:
                     return copy_new(src, dst, run, pair.dst_id, include_artifacts=options.include_artifacts,
-                                    scratch=scratch)
+                                    scratch=scratch, histories=histories.get(run_id))
                 return bring_in_step(src, dst, run, copy, include_artifacts=options.include_artifacts,
                                      parent_of={})
 
@@ -215,6 +220,21 @@ def sync_runs(src: TrackingClient, dst: TrackingClient, pairs: Sequence[Experime
         report.counts.bytes += result.nbytes
         report.unchanged += int(not result.wrote)
     return copies_of
+
+
+def _bulk_histories(src: TrackingClient, new: Sequence[JsonDict]) -> dict[str, dict[str, list[JsonDict]]]:
+    """Every metric history of the runs to copy whole, one request per metric key per hundred runs."""
+    if len(new) < 2:
+        return {}
+    by_key: dict[str, list[str]] = {}
+    for run in new:
+        for metric in (run.get("data") or {}).get("metrics", []):
+            by_key.setdefault(metric["key"], []).append(run["info"]["run_id"])
+    histories: dict[str, dict[str, list[JsonDict]]] = {run["info"]["run_id"]: {} for run in new}
+    for key, run_ids in by_key.items():
+        for run_id, points in src.get_metric_histories(run_ids, key).items():
+            histories[run_id][key] = points
+    return histories
 
 
 def _copies(dst: TrackingClient, dst_experiment_id: str, src_uri: str, found: Sequence[JsonDict], *,
@@ -311,6 +331,11 @@ def pending_lag(src: TrackingClient, pairs: Sequence[ExperimentPair], started: i
 def _lag(since: int | None, now_ms: int) -> int | None:
     """Nothing after `since` is known to be copied: the lag is at most that old."""
     return None if since is None else max(0, (now_ms - since) // 1000)
+
+
+def _slices(items: Sequence[JsonDict], size: int) -> Iterator[list[JsonDict]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:

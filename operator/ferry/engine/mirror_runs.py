@@ -43,11 +43,16 @@ class RunSync:
 
 
 def copy_new(src: TrackingClient, dst: TrackingClient, run: JsonDict, dst_experiment_id: str, *,
-             include_artifacts: bool, scratch: Path | None = None) -> RunSync:
-    """Copy a run the destination does not hold (or holds half-done) through a temporary directory."""
+             include_artifacts: bool, scratch: Path | None = None,
+             histories: Mapping[str, list[JsonDict]] | None = None) -> RunSync:
+    """Copy a run the destination does not hold (or holds half-done) through a temporary directory.
+
+    `histories` are the run's metric histories when the caller read them in bulk for many runs.
+    """
     run_id = run["info"]["run_id"]
     with tempfile.TemporaryDirectory(dir=scratch, prefix="ferry-mirror-") as tmp:
-        exported = runs.export_run(src, run, Path(tmp) / run_id, include_artifacts=include_artifacts, resume=False)
+        exported = runs.export_run(src, run, Path(tmp) / run_id, histories=histories,
+                                   include_artifacts=include_artifacts, resume=False)
         done = runs.import_run(dst, Path(tmp) / run_id, dst_experiment_id, use_src_user_id=True,
                                resolve_parent=False, defer_delete=True)
     return RunSync(run_id, done.dst_run_id, done.src_parent_run_id, created=not done.skipped,
