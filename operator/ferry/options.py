@@ -263,6 +263,10 @@ class MirrorOptions(WireModel):
         default="24h",
         pattern=r"^(0|([0-9]+(s|m|h|d))+)$",
         description="How often a sync compares every mirrored run with its copy instead of only what changed "
-        "since the last sync, e.g. 24h or 30m; 0 never. It catches the edits MLflow keeps no time for (a tag set "
-        "on a finished run, a backfilled metric step).",
+        "since the last sync, e.g. 24h or 30m; 0 never. Every sync carries runs that started or ended since the "
+        "previous one (less 5 minutes for clients' clocks) or are running (params, tags, metric points, status, "
+        "artifacts, dataset inputs), experiments, registered models (versions, stages, aliases, tags, descriptions), "
+        "prompts, logged models updated and traces started since. Only the full comparison carries the edits MLflow "
+        "keeps no time for: a tag or param added to a run that had already ended, a metric step backfilled below "
+        "the latest, a restored run, an assessment added to an older trace, a version's tag.",
     )
