@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from ferry.engine import mirror_genai, mirror_registry, runs
 from ferry.engine.experiments_bulk import rename
@@ -35,6 +36,7 @@ from ferry.tracking import JsonDict, TrackingClient, tags_of
 # far before the previous sync began absorbs clients whose clocks run behind. Rereading the runs
 # of that margin costs reads, never writes: a run in step is left alone.
 CLOCK_MARGIN_MS = 5 * 60 * 1000
+T = TypeVar("T")
 EXPERIMENT_IDS_PER_SEARCH = 100
 # Above this many changed runs in one experiment, one paged search of the copies beats a search per run.
 INDEX_ABOVE = 20
@@ -190,7 +192,7 @@ def sync_runs(src: TrackingClient, dst: TrackingClient, pairs: Sequence[Experime
     tracker.add_total(sum(len(v) for v in todo.values()))
     done: list[RunSync] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for exp_id, found in ((e, s) for e, runs_ in todo.items() for s in _slices(runs_, SLICE)):
+        for exp_id, found in ((e, s) for e, runs_ in todo.items() for s in _chunks(runs_, SLICE)):
             pair = by_src[exp_id]
             copies = _copies(dst, pair.dst_id, src.uri, found, full=window is None)
             histories = _bulk_histories(src, [r for r in found if r["info"]["run_id"] not in copies])
@@ -333,12 +335,7 @@ def _lag(since: int | None, now_ms: int) -> int | None:
     return None if since is None else max(0, (now_ms - since) // 1000)
 
 
-def _slices(items: Sequence[JsonDict], size: int) -> Iterator[list[JsonDict]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
 
