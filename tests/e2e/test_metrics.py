@@ -43,7 +43,9 @@ def test_prometheus_scrapes_phases_results_failures_and_stuck_pods(operator, res
         assert value(prometheus, 'ferry_resources{kind="MlflowExport",phase="Pending"}') == 1
         assert value(prometheus, "sum(ferry_reconcile_errors_total)") in (None, 0.0)
         loaded = {rule["name"]: rule for rule in prometheus.rules()}
-        assert set(loaded) == {"FerryScheduleNotSucceeding", "FerryResourceFailed", "FerryJobNotStarting"}
+        assert set(loaded) == {"FerryScheduleNotSucceeding", "FerryResourceFailed", "FerryJobNotStarting",
+                               "FerryMirrorLagging"}
+        assert loaded["FerryMirrorLagging"]["state"] == "inactive"  # no mirror here
         wait_for(lambda: {r["name"]: r for r in prometheus.rules()}["FerryJobNotStarting"]["state"] == "pending",
                  30, "the stuck-pod alert pending (it fires after 5m)")
     finally:
