@@ -204,8 +204,7 @@ def sync_runs(src: TrackingClient, dst: TrackingClient, pairs: Sequence[Experime
                 if copy is None:
                     return copy_new(src, dst, run, pair.dst_id, include_artifacts=options.include_artifacts,
                                     scratch=scratch, histories=histories.get(run_id))
-                return bring_in_step(src, dst, run, copy, include_artifacts=options.include_artifacts,
-                                     parent_of={})
+                return bring_in_step(src, dst, run, copy, include_artifacts=options.include_artifacts)
 
             for run, result in zip(found, pool.map(_guarded(one), found), strict=True):
                 if isinstance(result, FerryError):

@@ -21,7 +21,14 @@ from ferry.engine.logged_models_bulk import imported_model_ids
 from ferry.engine.mirror_report import SyncReport
 from ferry.engine.mirror_runs import copy_new
 from ferry.engine.model_versions import VersionOrigin, create_version, imported_versions
-from ferry.engine.registry_format import NO_STAGE, add_run_facts, model_id_of, tags_dict, version_to_file
+from ferry.engine.registry_format import (
+    NO_STAGE,
+    SOURCE_URI_TAG,
+    add_run_facts,
+    model_id_of,
+    tags_dict,
+    version_to_file,
+)
 from ferry.errors import FerryError
 from ferry.options import ALL
 from ferry.tracking import JsonDict, TrackingClient, tags_of
@@ -109,7 +116,7 @@ def _listing_equal(model: JsonDict, copy: JsonDict) -> bool:
 
 def _mirrored_from(model: JsonDict, src_uri: str) -> bool:
     """A destination model holding versions copied from `src_uri` (the mirror made it)."""
-    return any(tags_dict(v.get("tags")).get("ferry.source.uri") == src_uri for v in model.get("latest_versions") or [])
+    return any(tags_dict(v.get("tags")).get(SOURCE_URI_TAG) == src_uri for v in model.get("latest_versions") or [])
 
 
 def sync_model(src: TrackingClient, dst: TrackingClient, model: JsonDict, dst_name: str, delete_missing: bool,

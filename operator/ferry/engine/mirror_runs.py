@@ -60,7 +60,7 @@ def copy_new(src: TrackingClient, dst: TrackingClient, run: JsonDict, dst_experi
 
 
 def bring_in_step(src: TrackingClient, dst: TrackingClient, run: JsonDict, copy: JsonDict, *,
-                  include_artifacts: bool, parent_of: Mapping[str, str]) -> RunSync:
+                  include_artifacts: bool) -> RunSync:
     """Write to the copy what differs from the source run `run` (both as runs/search returns them)."""
     info, dst_info = run["info"], copy["info"]
     src_id, dst_id = info["run_id"], dst_info["run_id"]
@@ -76,8 +76,6 @@ def bring_in_step(src: TrackingClient, dst: TrackingClient, run: JsonDict, copy:
     params = [{"key": p["key"], "value": p.get("value", "")} for p in data.get("params", [])
               if p["key"] not in dst_params]
     tags = [{"key": k, "value": v} for k, v in src_tags.items() if k not in OWN_TAGS and dst_tags.get(k) != v]
-    if parent and parent in parent_of and dst_tags.get(runs.PARENT_TAG) != parent_of[parent]:
-        tags.append({"key": runs.PARENT_TAG, "value": parent_of[parent]})
     # The copy's mlflow.user comes from the source run's user id when the source has no such tag.
     removed = [k for k in dst_tags if k not in OWN_TAGS and k != runs.USER_TAG and k not in src_tags]
     metrics = _missing_points(src, dst, run, copy)
