@@ -10,6 +10,7 @@ from devstack.procs import free_port
 from ferry.errors import NotFoundError, ServerError
 from ferry.tracking import ArtifactStore, TrackingClient
 from ferry.tracking.batching import batches
+from ferry.tracking.settings import TrackingSettings
 
 
 def test_batches_respect_every_limit() -> None:
@@ -39,6 +40,11 @@ def test_bulk_history_returns_every_point_past_the_server_cap(src_client: Tracki
         points = sorted((p["step"], p["timestamp"], p["value"]) for p in histories[run_id])
         assert points == [(i, 1000 + i, r + i / 9000) for i in range(9_000)]
     assert sorted(p["step"] for p in src_client.get_metric_history(runs[0], "m")) == list(range(9_000))
+    assert src_client.bulk_history_served is True
+
+    per_metric = TrackingClient(src_client.uri, TrackingSettings(metric_history="per-metric", history_workers=2))
+    assert per_metric.get_metric_histories([*runs, "0" * 32], "m") == {**histories, "0" * 32: []}
+    assert per_metric.bulk_history_served is False
 
 
 def test_paged_search_runs_sees_every_run(src_client: TrackingClient, unique: str) -> None:

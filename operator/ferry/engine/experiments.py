@@ -155,10 +155,14 @@ def _export_slice(client: TrackingClient, page: list[JsonDict], runs_dir: Path, 
             result.ok_runs.append(run["info"]["run_id"])
             result.skipped_runs += 1
             tracker.advance()
-    keys = sorted({m["key"] for r in todo for m in r.get("data", {}).get("metrics", [])})
-    ids = [r["info"]["run_id"] for r in todo]
-    histories: dict[str, dict[str, list[JsonDict]]] = {run_id: {} for run_id in ids}
-    for key, per_run in zip(keys, pool.map(lambda k: client.get_metric_histories(ids, k), keys), strict=True):
+    ids_by_key: dict[str, list[str]] = {}
+    for run in todo:
+        for metric in run.get("data", {}).get("metrics", []):
+            ids_by_key.setdefault(metric["key"], []).append(run["info"]["run_id"])
+    keys = sorted(ids_by_key)
+    histories: dict[str, dict[str, list[JsonDict]]] = {r["info"]["run_id"]: {} for r in todo}
+    for key, per_run in zip(keys, pool.map(lambda k: client.get_metric_histories(ids_by_key[k], k), keys),
+                            strict=True):
         for run_id, points in per_run.items():
             if points:
                 histories[run_id][key] = points

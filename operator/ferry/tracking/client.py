@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ferry.errors import NotFoundError
@@ -44,7 +45,9 @@ class TrackingClient:
 
     def __init__(self, uri: str, settings: TrackingSettings | None = None) -> None:
         self.transport = Transport(uri, settings)
-        self._bulk_history_supported: bool | None = None
+        self._bulk_history_supported: bool | None = (
+            False if self.transport.settings.metric_history == "per-metric" else None)
+        self._history_pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     @property
@@ -226,15 +229,18 @@ class TrackingClient:
         before it are complete, and the rest are asked again. A single run with more points than
         the cap is read through the paged single-run endpoint. Every point is returned; the
         sampling ``get-history-bulk-interval`` endpoint is never used.
+
+        A server without the bulk endpoint (Databricks, older open-source servers; detected on
+        the first answer and remembered) or ``FERRY_METRIC_HISTORY=per-metric`` gets the paged
+        per-metric endpoint instead, `history_workers` requests at a time for this client.
         """
         result: dict[str, list[JsonDict]] = {run_id: [] for run_id in run_ids}
         pending = sorted(set(run_ids))
         while pending:
             chunk, pending = pending[:BULK_HISTORY_MAX_RUNS], pending[BULK_HISTORY_MAX_RUNS:]
-            points = self._bulk_history(chunk, key) if self._bulk_history_supported is not False else None
+            points = self._bulk_history(chunk, key) if self.bulk_history_served is not False else None
             if points is None:
-                for run_id in chunk:
-                    result[run_id] = list(self.get_metric_history(run_id, key))
+                result.update(self._per_metric_histories(chunk, key))
                 continue
             if len(points) < BULK_HISTORY_MAX_POINTS:
                 complete, redo = chunk, []
@@ -253,6 +259,25 @@ class TrackingClient:
             pending = redo + pending
         return result
 
+    @property
+    def bulk_history_served(self) -> bool | None:
+        """Whether the server serves ``get-history-bulk``: None until its first answer says."""
+        return self._bulk_history_supported
+
+    def _per_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[JsonDict]]:
+        """One paged ``metrics/get-history`` per run, at most `history_workers` in flight per client.
+
+        The pool is the client's, not the call's: engines call this from their own worker threads,
+        and the bound holds for all of them together.
+        """
+        with self._lock:
+            if self._history_pool is None:
+                self._history_pool = ThreadPoolExecutor(self.transport.settings.history_workers,
+                                                        thread_name_prefix="ferry-history")
+            pool = self._history_pool
+        futures = {run_id: pool.submit(lambda r: list(self.get_metric_history(r, key)), run_id) for run_id in run_ids}
+        return {run_id: future.result() for run_id, future in futures.items()}
+
     def _bulk_history(self, run_ids: Sequence[str], key: str) -> list[JsonDict] | None:
         params: list[tuple[str, Any]] = [("run_id", r) for r in run_ids]
         params += [("metric_key", key), ("max_results", BULK_HISTORY_MAX_POINTS)]
@@ -262,6 +287,7 @@ class TrackingClient:
             with self._lock:
                 self._bulk_history_supported = False
             return None
+        self._bulk_history_supported = True
         return list(answer.get("metrics", []))
 
     # -- registry --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Job's credentials Secret works for both tools unchanged.
 from __future__ import annotations
 
 import os
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +29,12 @@ class TrackingSettings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1, validation_alias="FERRY_HTTP_MAX_ATTEMPTS")
     retry_seconds: float = Field(default=60.0, ge=0, validation_alias="FERRY_HTTP_RETRY_SECONDS")
     pool_size: int = Field(default=16, ge=1, validation_alias="FERRY_HTTP_POOL_SIZE")
+    # How metric histories are read. `auto`: the open-source server's bulk endpoint (100 runs a
+    # request) where it is served, detected once per server; `per-metric`: always the paged
+    # per-metric endpoint that every server, Databricks included, serves. The per-metric reads
+    # run `history_workers` at a time.
+    metric_history: Literal["auto", "per-metric"] = Field(default="auto", validation_alias="FERRY_METRIC_HISTORY")
+    history_workers: int = Field(default=8, ge=1, le=64, validation_alias="FERRY_HISTORY_WORKERS")
 
     @classmethod
     def from_env(cls, prefix: str = "") -> Self:

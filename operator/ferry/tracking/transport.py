@@ -219,7 +219,7 @@ class Transport:
             return NotFoundError(f"{what} not found in MLflow at {self.uri}")
         if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
             return NotFoundError(f"MLflow at {self.uri}: {message}")
-        if status == 404 and not code:
+        if status == 404 and code in ("", "ENDPOINT_NOT_FOUND"):  # Databricks names what it does not serve
             return EndpointMissing(f"MLflow at {self.uri} has no endpoint {response.request.path_url.split('?')[0]} "
                                "(HTTP 404): is this an MLflow tracking server?")
         summary = message or response.reason or "error"
