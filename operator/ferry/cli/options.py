@@ -19,6 +19,7 @@ import click
 from ferry.cli.common import one_line_errors
 from ferry.errors import InputError, UsageError
 from ferry.outcome import Outcome, Phase
+from ferry.tracking.databricks import is_databricks_uri, refuse_unity_catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -140,8 +141,11 @@ def tracking_uri() -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not uri:
         raise UsageError("MLFLOW_TRACKING_URI is not set: point it at the MLflow tracking server")
-    if not uri.startswith(("http://", "https://")):
-        raise UsageError(f"MLFLOW_TRACKING_URI '{uri}' is not an http(s) URL of an MLflow tracking server")
+    refuse_unity_catalog(uri, "MLFLOW_TRACKING_URI")
+    refuse_unity_catalog(os.environ.get("MLFLOW_REGISTRY_URI", "").strip(), "MLFLOW_REGISTRY_URI")
+    if not uri.startswith(("http://", "https://")) and not is_databricks_uri(uri):
+        raise UsageError(f"MLFLOW_TRACKING_URI '{uri}' is neither an http(s) URL of an MLflow tracking server "
+                         "nor 'databricks' / 'databricks://<profile>'")
     return uri
 
 

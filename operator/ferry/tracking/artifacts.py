@@ -9,6 +9,8 @@ Four kinds of place an ``artifact_uri`` can point to:
   or a shared volume: plain file copies;
 * ``s3://bucket/prefix`` — a server started with ``--no-serve-artifacts`` on S3: read and written
   with boto3 directly (`ferry.tracking.s3`), from the environment variables the MLflow client reads;
+* ``dbfs:/databricks/mlflow-tracking/...`` in a Databricks workspace — listed through the tracking
+  API and moved through the signed cloud-storage URLs the workspace hands out per file;
 * anything else (``gs://``, ``wasbs://`` ...) — MLflow's own artifact repositories, which read their
   credentials from the environment the way the MLflow client does.
 
@@ -27,9 +29,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlparse
 
+import requests
+
 from ferry.errors import NotFoundError
 from ferry.tracking.client import TrackingClient
-from ferry.tracking.transport import Transport
+from ferry.tracking.transport import JsonDict, Transport
 
 SERVED_ROOT = "api/2.0/mlflow-artifacts/artifacts"
 CHUNK = 1 << 20
@@ -125,6 +129,8 @@ def _backend_for(client: TrackingClient, uri: str) -> _Backend:
         return _Served(Transport(prefix, client.transport.settings), root.strip("/"))
     if parsed.scheme in ("", "file"):
         return _Local(Path(parsed.path if parsed.scheme else uri))
+    if parsed.scheme == "dbfs" and client.workspace is not None:
+        return _WorkspaceRunArtifacts(client, uri)
     if parsed.scheme == "s3":
         from ferry.tracking.s3 import S3Artifacts  # boto3 is loaded only for s3:// roots
 
@@ -162,6 +168,85 @@ class _Served:
     def upload(self, src: Path, path: str) -> int:
         self.transport.request("PUT", f"{SERVED_ROOT}/{quote(self._full(path))}", body=src)
         return src.stat().st_size
+
+
+class _WorkspaceRunArtifacts:
+    """A run's artifacts in a Databricks workspace, which keeps them in its cloud storage.
+
+    The tracking API lists them (``artifacts/list``) and hands out one signed URL per file
+    (``artifacts/credentials-for-read`` / ``-for-write``: an AWS presigned URL, an Azure SAS URI or
+    a GCP signed URL). The signed URL is the credential: it is fetched without our sign-in headers,
+    with the headers the workspace asks for.
+    """
+
+    PREFIX = "dbfs:/databricks/mlflow-tracking/"
+
+    def __init__(self, client: TrackingClient, uri: str) -> None:
+        parts = uri.removeprefix(self.PREFIX).strip("/").split("/")
+        if not uri.startswith(self.PREFIX) or len(parts) < 3 or parts[2] != "artifacts":
+            raise NotFoundError(f"artifact location '{uri}' is not a run's artifact root in the Databricks "
+                                f"workspace at {client.uri} (logged-model and DBFS-path artifacts are not supported)")
+        self.client = client
+        self.run_id = parts[1]
+        self.signed = Transport(client.uri, client.transport.settings, auth=_Unsigned(), credentials="a signed URL")
+
+    def list(self, path: str) -> list[FileInfo]:
+        infos: list[FileInfo] = []
+        token: str | None = None
+        while True:
+            params = {"run_id": self.run_id, "path": path, **({"page_token": token} if token else {})}
+            answer = self.client.call("GET", "artifacts/list", params=params, what=f"run '{self.run_id}'")
+            infos += [FileInfo(f["path"], bool(f.get("is_dir")), int(f["file_size"]) if "file_size" in f else None)
+                      for f in answer.get("files", [])]
+            token = answer.get("next_page_token")
+            if not token:
+                break
+        if len(infos) == 1 and not infos[0].is_dir and infos[0].path == path:
+            return []  # a file lists as itself; a file has no children
+        return infos
+
+    def download(self, path: str, dest: Path) -> int:
+        credential = self._credential("read", path)
+        nbytes = 0
+        response = self.signed.request("GET", credential["signed_uri"], headers=_headers(credential), stream=True,
+                                       what=f"artifact '{path}' of run '{self.run_id}'")
+        with response, dest.open("wb") as fh:
+            for chunk in response.iter_content(CHUNK):
+                fh.write(chunk)
+                nbytes += len(chunk)
+        return nbytes
+
+    def upload(self, src: Path, path: str) -> int:
+        credential = self._credential("write", path)
+        headers = _headers(credential)
+        if credential.get("type") == "AZURE_SAS_URI":
+            headers.setdefault("x-ms-blob-type", "BlockBlob")  # one Put Blob; Azure asks for the type
+        elif credential.get("type") not in (None, "AWS_PRESIGNED_URL", "GCP_SIGNED_URL"):
+            raise NotFoundError(f"the Databricks workspace at {self.client.uri} hands out "
+                                f"{credential.get('type')} credentials for writing artifacts, which are not supported")
+        self.signed.request("PUT", credential["signed_uri"], headers=headers, body=src,
+                            what=f"artifact '{path}' of run '{self.run_id}'")
+        return src.stat().st_size
+
+    def _credential(self, kind: str, path: str) -> JsonDict:
+        answer = self.client.call("GET", f"artifacts/credentials-for-{kind}",
+                                  params={"run_id": self.run_id, "path": path}, what=f"run '{self.run_id}'")
+        for credential in answer.get("credential_infos", []):
+            if credential.get("path") == path:
+                return dict(credential)
+        raise NotFoundError(f"the Databricks workspace at {self.client.uri} handed out no {kind} credential for "
+                            f"artifact '{path}' of run '{self.run_id}'")
+
+
+class _Unsigned(requests.auth.AuthBase):
+    """No sign-in headers: a signed URL carries its own credential and may reject any other."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+def _headers(credential: JsonDict) -> dict[str, str]:
+    return {h["name"]: h["value"] for h in credential.get("headers", []) if "name" in h}
 
 
 class _Local:

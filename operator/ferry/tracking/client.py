@@ -14,6 +14,7 @@ from typing import Any
 
 from ferry.errors import NotFoundError
 from ferry.tracking.batching import batches
+from ferry.tracking.databricks import Workspace, is_databricks_uri, refuse_unity_catalog, resolve
 from ferry.tracking.settings import TrackingSettings
 from ferry.tracking.transport import ApiError, EndpointMissing, JsonDict, Transport
 
@@ -44,9 +45,22 @@ class TrackingClient:
     """One MLflow server. Thread-safe: each thread gets its own pooled HTTP session."""
 
     def __init__(self, uri: str, settings: TrackingSettings | None = None) -> None:
-        self.transport = Transport(uri, settings)
+        """`uri` is an http(s) URL of a tracking server, or ``databricks[://<profile>]``.
+
+        A Databricks workspace is signed in to through databricks-sdk (`ferry.tracking.databricks`)
+        and serves no ``ajax-api``: the per-metric history endpoint is used without asking.
+        """
+        settings = settings or TrackingSettings()
+        refuse_unity_catalog(uri, "tracking URI")
+        self.workspace: Workspace | None = None
+        if is_databricks_uri(uri):
+            self.workspace = resolve(uri, prefix=settings.prefix, timeout=settings.retry_seconds)
+            self.transport = Transport(self.workspace.host, settings, auth=self.workspace.auth,
+                                       credentials=self.workspace.credentials)
+        else:
+            self.transport = Transport(uri, settings)
         self._bulk_history_supported: bool | None = (
-            False if self.transport.settings.metric_history == "per-metric" else None)
+            False if self.workspace or settings.metric_history == "per-metric" else None)
         self._history_pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 

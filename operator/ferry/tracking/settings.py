@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,13 @@ class TrackingSettings(BaseSettings):
     # run `history_workers` at a time.
     metric_history: Literal["auto", "per-metric"] = Field(default="auto", validation_alias="FERRY_METRIC_HISTORY")
     history_workers: int = Field(default=8, ge=1, le=64, validation_alias="FERRY_HISTORY_WORKERS")
+    # The prefix the credentials were read with; a Databricks workspace's sign-in variables are
+    # read with the same one (``SRC_DATABRICKS_HOST`` ...).
+    _prefix: str = PrivateAttr(default="")
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
 
     @classmethod
     def from_env(cls, prefix: str = "") -> Self:
@@ -49,4 +56,6 @@ class TrackingSettings(BaseSettings):
                        "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
                        "MLFLOW_TRACKING_CLIENT_CERT_PATH")
         prefixed = {name: os.environ[prefix + name] for name in credentials if prefix + name in os.environ}
-        return cls(**prefixed) if prefixed else cls()
+        settings = cls(**prefixed) if prefixed else cls()
+        settings._prefix = prefix
+        return settings

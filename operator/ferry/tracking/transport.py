@@ -114,9 +114,14 @@ class PooledAdapter(HTTPAdapter):
 class Transport:
     """Requests to `<uri>/...` with the environment's credentials and retries."""
 
-    def __init__(self, uri: str, settings: TrackingSettings | None = None) -> None:
+    def __init__(self, uri: str, settings: TrackingSettings | None = None, *,
+                 auth: requests.auth.AuthBase | None = None, credentials: str | None = None) -> None:
+        """`auth` signs every request instead of the MLFLOW_TRACKING_* credentials (a Databricks
+        workspace's SDK headers); `credentials` says in errors who that is, never the secret."""
         self.uri = uri.rstrip("/")
         self.settings = settings or TrackingSettings()
+        self.auth = auth
+        self.credentials = credentials
         self._local = threading.local()
         # Set once a request gave up on reaching the server (refused, reset, timed out after the
         # retries): whatever failed since may have failed for want of the server, not by itself.
@@ -136,7 +141,9 @@ class Transport:
         adapter = PooledAdapter(pool_connections=4, pool_maxsize=s.pool_size)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        if s.token:
+        if self.auth is not None:
+            session.auth = self.auth
+        elif s.token:
             session.headers["Authorization"] = f"Bearer {s.token}"
         elif s.username and s.password:
             session.auth = (s.username, s.password)
@@ -150,14 +157,14 @@ class Transport:
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
                 json: JsonDict | None = None, body: bytes | Path | None = None, stream: bool = False,
-                what: str | None = None) -> requests.Response:
+                what: str | None = None, headers: Mapping[str, str] | None = None) -> requests.Response:
         """Send one request, retrying connection failures, 429 and 5xx within the bounded time.
 
         `what` names the object asked for ("run 'abc'") so a RESOURCE_DOES_NOT_EXIST reads as
         "run 'abc' not found in MLflow at <uri>". A `Path` body is reopened on every attempt.
         """
         s = self.settings
-        url = f"{self.uri}/{path.lstrip('/')}"
+        url = path if path.startswith(("http://", "https://")) else f"{self.uri}/{path.lstrip('/')}"
         retrying = Retrying(
             retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout, _RetryableStatus)),
             stop=stop_after_attempt(s.max_attempts) | stop_after_delay(s.retry_seconds),
@@ -167,7 +174,7 @@ class Transport:
         try:
             for attempt in retrying:
                 with attempt:
-                    response = self._send(method, url, params, json, body, stream)
+                    response = self._send(method, url, params, json, body, stream, headers)
                     if response.status_code in RETRY_STATUSES:
                         raise _RetryableStatus(response)
         except (requests.ConnectionError, requests.Timeout) as err:
@@ -192,13 +199,14 @@ class Transport:
         return data if isinstance(data, dict) else {"value": data}
 
     def _send(self, method: str, url: str, params: Any, json: JsonDict | None, body: bytes | Path | None,
-              stream: bool) -> requests.Response:
+              stream: bool, headers: Mapping[str, str] | None) -> requests.Response:
         timeout = self.settings.timeout
         if isinstance(body, Path):
             with body.open("rb") as fh:
-                return self.session.request(method, url, params=params, data=fh, timeout=timeout, stream=stream)
+                return self.session.request(method, url, params=params, data=fh, timeout=timeout, stream=stream,
+                                            headers=headers)
         return self.session.request(method, url, params=params, json=json, data=body, timeout=timeout,
-                                    stream=stream)
+                                    stream=stream, headers=headers)
 
     def _error(self, response: requests.Response, what: str | None) -> ServerError | NotFoundError:
         """The one-line error of a failed answer.
@@ -229,12 +237,16 @@ class Transport:
 
     def _who(self) -> str:
         s = self.settings
+        if self.credentials:
+            return f"the holder of {self.credentials}"
         if s.token:
             return "the holder of MLFLOW_TRACKING_TOKEN"
         return f"user '{s.username}'" if s.username else "an anonymous client"
 
     def _login_refused(self) -> str:
         s = self.settings
+        if self.credentials:
+            return f"MLflow at {self.uri} refused {self.credentials} (HTTP 401)"
         if s.token:
             return f"MLflow at {self.uri} refused the token in MLFLOW_TRACKING_TOKEN (HTTP 401)"
         if s.username and s.password:
