@@ -127,6 +127,24 @@ def test_a_mirrors_two_credentials_secrets_reach_the_job_under_prefixes_of_their
         {"secretRef": {"name": "primary"}, "prefix": "SRC_"}]
 
 
+def test_a_databricks_workspace_gets_its_secret_as_environment_and_its_configuration_file_mounted() -> None:
+    """DATABRICKS_* keys arrive by envFrom; a .databrickscfg key, if the Secret has one, as a file the SDK is told of."""
+    spec_body = {**MIRROR_SPEC, "source": {"trackingUri": "databricks://prod", "credentialsSecret": {"name": "dbx"}}}
+    job = build_job(Resource(MLFLOW_MIRROR, body("MlflowMirror", spec_body)),
+                    MLFLOW_MIRROR.spec.model_validate(spec_body), job_name="n-1", settings=SETTINGS)
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["envFrom"][0] == {"secretRef": {"name": "dbx"}, "prefix": "SRC_"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SRC_DATABRICKS_CONFIG_FILE"] == "/etc/ferry/databricks/src/.databrickscfg"
+    assert "DST_DATABRICKS_CONFIG_FILE" not in env  # the standby is an http(s) server
+    volume = {v["name"]: v for v in pod["volumes"]}["databricks-src"]
+    assert volume["secret"] == {"secretName": "dbx", "optional": True, "defaultMode": 0o440,
+                                "items": [{"key": ".databrickscfg", "path": ".databrickscfg"}]}
+    assert {"name": "databricks-src", "mountPath": "/etc/ferry/databricks/src", "readOnly": True} in \
+        container["volumeMounts"]
+
+
 def test_job_names_are_deterministic_and_fit_a_label() -> None:
     long = "a" * 80
     assert one_shot_job_name("nightly", "uid-1") == one_shot_job_name("nightly", "uid-1")

@@ -57,6 +57,23 @@ CASES = {
     "uri without host": (changed(MLFLOW_IMPORT, "destination.trackingUri", "http://"), "spec.destination.trackingUri"),
     "bad port": (changed(MLFLOW_EXPORT, "source.trackingUri", "http://mlflow:99999"), "is not a URL"),
     "kiroframe url without host": (changed(KIROFRAME_SYNC, "kiroframe.url", "https://:443"), "spec.kiroframe.url"),
+    "databricks without credentials": (
+        changed(MLFLOW_EXPORT, "source.trackingUri", "databricks"),
+        "spec.source.credentialsSecret: required for a Databricks workspace",
+    ),
+    "databricks profile without credentials": (
+        changed(MLFLOW_MIRROR, "destination.trackingUri", "databricks://standby"),
+        "spec.destination.credentialsSecret: required for a Databricks workspace",
+    ),
+    "databricks secret scope": (
+        changed(MLFLOW_IMPORT, "destination", {"trackingUri": "databricks://scope:prefix",
+                                               "credentialsSecret": {"name": "dbx"}}),
+        "spec.destination.trackingUri: 'databricks://scope:prefix' is not databricks or databricks://<profile>",
+    ),
+    "unity catalog": (
+        changed(MLFLOW_EXPORT, "source.trackingUri", "databricks-uc"),
+        "spec.source.trackingUri: String should match pattern",
+    ),
     "path escapes the claim": (
         changed(MLFLOW_EXPORT, "destination.pvc.subPath", "a/../../etc"),
         "spec.destination.pvc.subPath: '..' is not allowed",
@@ -205,3 +222,9 @@ def test_a_mirror_between_two_paths_of_one_host_is_two_servers() -> None:
             "destination": {"trackingUri": "https://ml.example/us"}}
     model, errors = validate(MLFLOW_MIRROR, spec)
     assert errors == [] and model is not None
+
+
+@pytest.mark.parametrize("uri", ["databricks", "databricks://prod-workspace"])
+def test_a_databricks_workspace_with_a_credentials_secret_passes(uri: str) -> None:
+    kind, spec = changed(MLFLOW_EXPORT, "source", {"trackingUri": uri, "credentialsSecret": {"name": "dbx"}})
+    assert validate(kind, spec)[1] == []

@@ -47,19 +47,35 @@ class SecretKeyRef(ApiModel):
     )
 
 
+# A Databricks workspace's sign-in, read from the credentials Secret: DATABRICKS_HOST with
+# DATABRICKS_TOKEN or with DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET as environment
+# variables, or a configuration file (for databricks://<profile>) under this key, which the Job
+# mounts and names in DATABRICKS_CONFIG_FILE.
+DATABRICKS_CONFIG_KEY = ".databrickscfg"
+DATABRICKS_CONFIG_DIR = "/etc/ferry/databricks"
+
+
+def is_databricks(uri: str) -> bool:
+    return uri == "databricks" or uri.startswith("databricks://")
+
+
 class TrackingServer(ApiModel):
-    """An MLflow tracking server; credentials only by reference, never inline."""
+    """An MLflow tracking server or a Databricks workspace; credentials only by reference, never inline."""
 
     tracking_uri: str = Field(
         pattern=TRACKING_URI,
         max_length=2048,
-        description="MLflow tracking URI: http(s)://host[:port][/path], or databricks / databricks://<profile>. "
+        description="MLflow tracking URI: http(s)://host[:port][/path], or databricks / databricks://<profile> "
+        "for a Databricks workspace (workspace model registry; Unity Catalog is not supported). "
         "No credentials in it: use credentialsSecret.",
     )
     credentials_secret: SecretRef | None = Field(
         default=None,
-        description="Secret whose keys become the Job's environment (envFrom), e.g. MLFLOW_TRACKING_TOKEN, "
-        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or DATABRICKS_HOST and DATABRICKS_TOKEN. "
+        description="Secret whose keys become the Job's environment (envFrom): MLFLOW_TRACKING_TOKEN, or "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD. For a Databricks workspace (required): "
+        "DATABRICKS_HOST with DATABRICKS_TOKEN, or with DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET "
+        f"(OAuth machine-to-machine), or a key '{DATABRICKS_CONFIG_KEY}' holding a configuration file whose "
+        "profile databricks://<profile> names (the Job mounts it and sets DATABRICKS_CONFIG_FILE). "
         "Unset: no credentials.",
     )
 

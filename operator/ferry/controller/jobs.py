@@ -16,12 +16,15 @@ from pydantic import BaseModel
 
 from ferry.api import API_VERSION, Kind
 from ferry.api.common import (
+    DATABRICKS_CONFIG_DIR,
+    DATABRICKS_CONFIG_KEY,
     S3_ACCESS_KEY_ID,
     S3_SECRET_ACCESS_KEY,
     S3_SESSION_TOKEN,
     JobSettings,
     S3Storage,
     TrackingServer,
+    is_databricks,
 )
 from ferry.api.job import DATA_DIR, ENV_VAR, KIROFRAME_TOKEN_ENV, SCRATCH_DIR, TERMINATION_LOG, JobPayload
 from ferry.api.kiroframe import KiroframeSyncSpec
@@ -126,6 +129,13 @@ def build_job(
         mounts.append({"name": "webhook-secrets", "mountPath": WEBHOOK_SECRETS_DIR, "readOnly": True})
         volumes.append({"name": "webhook-secrets", "secret": {"secretName": hook_secrets.secret_name,
                                                               "defaultMode": SECRET_FILE_MODE}})
+    for prefix, server in tracking_servers(spec):
+        if is_databricks(server.tracking_uri) and server.credentials_secret is not None:
+            name = f"databricks-{_side(prefix)}"
+            mounts.append({"name": name, "mountPath": databricks_config_dir(prefix), "readOnly": True})
+            volumes.append({"name": name, "secret": {
+                "secretName": server.credentials_secret.name, "optional": True, "defaultMode": SECRET_FILE_MODE,
+                "items": [{"key": DATABRICKS_CONFIG_KEY, "path": DATABRICKS_CONFIG_KEY}]}})
     container: dict[str, Any] = {
         "name": "ferry",
         "image": job.image or settings.job_image,
@@ -198,6 +208,10 @@ def _env(spec: BaseModel, payload: JobPayload, job: JobSettings, s3: S3Storage |
         env.append({"name": KIROFRAME_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
     if s3 is not None and s3.credentials_secret is not None:
         env += s3_credentials_env(s3.credentials_secret.name)
+    for prefix, server in tracking_servers(spec):
+        if is_databricks(server.tracking_uri) and server.credentials_secret is not None:
+            env.append({"name": f"{prefix}DATABRICKS_CONFIG_FILE",
+                        "value": f"{databricks_config_dir(prefix)}/{DATABRICKS_CONFIG_KEY}"})
     env += [var.wire() for var in job.env or []]
     return env
 
@@ -212,6 +226,20 @@ def s3_credentials_env(secret: str) -> list[dict[str, Any]]:
         return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, **extra}}}
 
     return [ref(S3_ACCESS_KEY_ID), ref(S3_SECRET_ACCESS_KEY), ref(S3_SESSION_TOKEN, optional=True)]
+
+
+def databricks_config_dir(prefix: str) -> str:
+    """Where a workspace's configuration file (its Secret's .databrickscfg key, if any) is mounted.
+
+    The key is optional: a Secret of environment variables alone mounts as an empty directory,
+    and databricks-sdk passes over a configuration file that does not exist.
+    """
+    return f"{DATABRICKS_CONFIG_DIR}/{_side(prefix)}"
+
+
+def _side(prefix: str) -> str:
+    """``src``/``dst`` for a mirror's two servers, ``workspace`` for the one server of any other resource."""
+    return prefix.rstrip("_").lower() or "workspace"
 
 
 SOURCE_ENV_PREFIX = "SRC_"

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ferry.api import Kind
 from ferry.api.common import (
+    DATABRICKS_CONFIG_KEY,
     S3_ACCESS_KEY_ID,
     S3_SECRET_ACCESS_KEY,
     S3_SESSION_TOKEN,
@@ -25,6 +26,7 @@ from ferry.api.common import (
     S3Storage,
     ScheduleSpec,
     TrackingServer,
+    is_databricks,
 )
 from ferry.api.export import MlflowExportSpec
 from ferry.api.job import ENV_VAR, KIROFRAME_TOKEN_ENV
@@ -37,6 +39,7 @@ from ferry.options import Renames
 QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 RESERVED_ENV = {ENV_VAR, KIROFRAME_TOKEN_ENV, "HOME", "TMPDIR"}
 S3_KEYS_ENV = (S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN)
+DATABRICKS_PROFILE = re.compile(r"^[A-Za-z0-9._-]*$")  # a profile: a section name of the configuration file
 
 
 def validate(kind: Kind, spec: dict[str, Any]) -> tuple[BaseModel | None, list[str]]:
@@ -76,9 +79,26 @@ def _semantic_errors(spec: BaseModel) -> Iterator[str]:
 
 
 def _server_errors(where: str, server: TrackingServer) -> Iterator[str]:
-    if server.tracking_uri.startswith("databricks"):
+    if is_databricks(server.tracking_uri):
+        yield from _databricks_errors(where, server)
         return
     yield from _url_errors(f"{where}.trackingUri", server.tracking_uri)
+
+
+def _databricks_errors(where: str, server: TrackingServer) -> Iterator[str]:
+    """A workspace needs its sign-in from a Secret; the profile form names a profile and nothing else.
+
+    Whether the Secret holds usable keys is for the Job to find out (it says so in one line within
+    seconds): the operator never reads a Secret's data.
+    """
+    profile = server.tracking_uri.removeprefix("databricks").removeprefix("://")
+    if not DATABRICKS_PROFILE.match(profile):
+        yield (f"{where}.trackingUri: '{server.tracking_uri}' is not databricks or databricks://<profile> "
+               "(secret-scope URIs work only inside a Databricks notebook)")
+    if server.credentials_secret is None:
+        yield (f"{where}.credentialsSecret: required for a Databricks workspace: a Secret with DATABRICKS_HOST and "
+               "DATABRICKS_TOKEN (or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET), or with a "
+               f"'{DATABRICKS_CONFIG_KEY}' configuration file")
 
 
 def _url_errors(where: str, url: str) -> Iterator[str]:
