@@ -17,6 +17,8 @@ from mlflow import MlflowClient
 from devstack.databricks import DatabricksWorkspace
 from devstack.mlflow_server import MlflowServer
 from ferry.tracking import TrackingClient
+from tests.engine.registry_compare import check_links, model_view
+from tests.engine.registry_seed import seed_model
 from tests.engine.seed import run_view, seed_experiment
 from tests.engine.test_experiments_cli import by_source, cli
 
@@ -131,3 +133,17 @@ def test_a_profile_of_a_configuration_file(dbx_workspace: DatabricksWorkspace, d
     assert done.returncode == 2
     assert done.stderr.strip() == (f"Error: tracking URI 'databricks://prod' names profile 'prod', which {config} "
                                    "does not define")
+
+
+def test_workspace_registry_to_open_source(mlflow_dst: MlflowServer, tmp_path: Path, unique: str) -> None:
+    """The workspace model registry: versions in order, stages, tags, and sources on copied runs (it has no aliases)."""
+    seeded = seed_model("databricks", f"wine_{unique}", tmp_path / "seed", versions=3, aliases=False)
+    workspace, oss = TrackingClient("databricks"), TrackingClient(mlflow_dst.uri)
+    out = tmp_path / "model"
+    done = cli("export-model", "--model", seeded.name, "--output-dir", str(out), uri="databricks")
+    assert done.returncode == 0, done.stderr
+    done = cli("import-model", "--model", seeded.name, "--experiment-name", f"runs-{unique}", "--input-dir",
+               str(out), uri=mlflow_dst.uri)
+    assert done.returncode == 0, done.stderr
+    assert model_view(oss, seeded.name) == model_view(workspace, seeded.name)
+    check_links(workspace, oss, seeded.name, seeded.name)

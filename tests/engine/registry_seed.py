@@ -39,7 +39,8 @@ def model_files(scratch: Path, version: int) -> Path:
     return files / "model"
 
 
-def seed_model(uri: str, name: str, scratch: Path, *, versions: int = 11) -> SeededModel:
+def seed_model(uri: str, name: str, scratch: Path, *, versions: int = 11, aliases: bool = True) -> SeededModel:
+    """`aliases=False` for a Databricks workspace registry, which has none (MLflow's client refuses them)."""
     client = MlflowClient(tracking_uri=uri)
     experiments = [f"{name}-train", f"{name}-tune"]
     exp_ids = [client.create_experiment(e, tags={"purpose": e.rsplit("-", 1)[1]}) for e in experiments]
@@ -61,7 +62,7 @@ def seed_model(uri: str, name: str, scratch: Path, *, versions: int = 11) -> See
             run_of_version[version.version] = run_id
             if i in STAGE_OF:
                 client.transition_model_version_stage(name, version.version, STAGE_OF[i])
-    for alias, version in ALIASES.items():
+    for alias, version in ALIASES.items() if aliases else ():
         if int(version) <= versions:
             client.set_registered_model_alias(name, alias, version)
     return SeededModel(uri, name, experiments, run_of_version)

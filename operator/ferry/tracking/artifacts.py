@@ -188,15 +188,20 @@ class _WorkspaceRunArtifacts:
                                 f"workspace at {client.uri} (logged-model and DBFS-path artifacts are not supported)")
         self.client = client
         self.run_id = parts[1]
+        self.below = "/".join(parts[3:])  # a model version's source is a directory of the run's artifacts
         self.signed = Transport(client.uri, client.transport.settings, auth=_Unsigned(), credentials="a signed URL")
+
+    def _in_run(self, path: str) -> str:
+        return f"{self.below}/{path}".strip("/") if self.below else path
 
     def list(self, path: str) -> list[FileInfo]:
         infos: list[FileInfo] = []
         token: str | None = None
         while True:
-            params = {"run_id": self.run_id, "path": path, **({"page_token": token} if token else {})}
+            params = {"run_id": self.run_id, "path": self._in_run(path), **({"page_token": token} if token else {})}
             answer = self.client.call("GET", "artifacts/list", params=params, what=f"run '{self.run_id}'")
-            infos += [FileInfo(f["path"], bool(f.get("is_dir")), int(f["file_size"]) if "file_size" in f else None)
+            infos += [FileInfo(f["path"].removeprefix(self.below).lstrip("/") if self.below else f["path"],
+                               bool(f.get("is_dir")), int(f["file_size"]) if "file_size" in f else None)
                       for f in answer.get("files", [])]
             token = answer.get("next_page_token")
             if not token:
@@ -229,10 +234,11 @@ class _WorkspaceRunArtifacts:
         return src.stat().st_size
 
     def _credential(self, kind: str, path: str) -> JsonDict:
+        in_run = self._in_run(path)
         answer = self.client.call("GET", f"artifacts/credentials-for-{kind}",
-                                  params={"run_id": self.run_id, "path": path}, what=f"run '{self.run_id}'")
+                                  params={"run_id": self.run_id, "path": in_run}, what=f"run '{self.run_id}'")
         for credential in answer.get("credential_infos", []):
-            if credential.get("path") == path:
+            if credential.get("path") == in_run:
                 return dict(credential)
         raise NotFoundError(f"the Databricks workspace at {self.client.uri} handed out no {kind} credential for "
                             f"artifact '{path}' of run '{self.run_id}'")
