@@ -1,0 +1,65 @@
+"""MlflowExport from a Databricks workspace, as a platform engineer applies it: a credentials Secret
+holding a configuration file for `databricks://<profile>`, one whose token is refused, and none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.databricks.conftest import dbx_backend, dbx_workspace  # noqa: F401 - the workspace's fixtures
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+TERMINAL = {"Succeeded", "PartiallyFailed", "Failed", "FailedValidation"}
+
+
+def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_workspace, tmp_path: Path,  # noqa: F811
+                                 unique: str) -> None:
+    backend = MlflowClient(dbx_backend.uri)  # runs without artifacts: seeded behind the workspace
+    experiment = f"/Users/ferry@example.com/e2e-{unique}"
+    exp_id = backend.create_experiment(experiment)
+    for i in range(3):
+        run_id = backend.create_run(exp_id, run_name=f"run-{i}").info.run_id
+        for step in range(5):
+            backend.log_metric(run_id, "loss", 1.0 / (step + 1 + i), step=step)
+        backend.set_terminated(run_id)
+
+    profile = dbx_workspace.write_profile(tmp_path / "databrickscfg", "staging")
+    res.secret("dbx-profile", {".databrickscfg": profile.read_text()})
+    res.secret("dbx-refused", {"DATABRICKS_HOST": dbx_workspace.host, "DATABRICKS_TOKEN": "dapi-revoked"})
+    res.claim("backups")
+    claim = Path(k8s_cluster.claim_path(res.namespace, "backups"))
+    claim.mkdir(parents=True, exist_ok=True)  # the pod's /tmp is its own: the CA travels on the claim
+    (claim / "ca.pem").write_bytes(Path(dbx_workspace.ca_bundle).read_bytes())
+    ca = {"env": [{"name": "REQUESTS_CA_BUNDLE", "value": "/data/ca.pem"}]}
+
+    def export(name: str, uri: str, secret: str | None) -> None:
+        res.create("MlflowExport", name, {
+            "source": {"trackingUri": uri, **({"credentialsSecret": {"name": secret}} if secret else {})},
+            "objects": {"experiments": [experiment]},
+            "destination": {"pvc": {"claimName": "backups", "subPath": name}},
+            "job": {**ca, "backoffLimit": 0},
+        })  # fmt: skip
+
+    export("from-profile", "databricks://staging", "dbx-profile")
+    export("refused", "databricks", "dbx-refused")
+    export("no-secret", "databricks", None)
+
+    refused = res.wait_phase("MlflowExport", "no-secret", TERMINAL, timeout=60)
+    assert refused["phase"] == "FailedValidation"
+    assert any("credentialsSecret: required for a Databricks workspace" in e for e in refused["validationErrors"])
+
+    done = res.wait_phase("MlflowExport", "from-profile", TERMINAL, timeout=240)
+    assert done["phase"] == "Succeeded", done["message"]
+    assert done["counts"]["experiments"] == 1 and done["counts"]["runs"] == 3
+    out = claim / "from-profile"
+    runs = [json.loads(p.read_text()) for p in out.rglob("run.json")]
+    assert sorted(len(r["mlflow"]["metrics"]["loss"]) for r in runs) == [5, 5, 5]
+
+    failed = res.wait_phase("MlflowExport", "refused", TERMINAL, timeout=240)
+    assert failed["phase"] == "Failed", failed
+    assert f"MLflow at {dbx_workspace.host} refused a personal access token (HTTP 401)" in failed["message"], failed
+    assert "dapi-revoked" not in json.dumps(failed)
