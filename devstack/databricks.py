@@ -28,8 +28,8 @@ client code (``MLFLOW_TRACKING_URI=databricks``) work against it unchanged:
 - Anything else (``/ajax-api/...``, ``/api/2.0/mlflow-artifacts/...``) answers 404
   ``ENDPOINT_NOT_FOUND``, as a workspace does.
 
-One deliberate difference: a workspace answers an unknown PAT with 403 "Invalid access token";
-here every refused credential gets 401, so a test tells "not authenticated" from "not allowed".
+A token the workspace does not know gets 403 ``{"error_code": 403, "message": "Invalid access
+token."}``, as workspaces answer it; a request without one, and an expired OAuth token, get 401.
 
 From a shell (prints the host, the CA path and the token, runs until Ctrl-C)::
 
@@ -76,6 +76,9 @@ from devstack.procs import free_port, serve_until_interrupted
 # The artifact root to start the backing `mlflow server` with (see `backend_server`).
 ARTIFACT_ROOT = "dbfs:/databricks/mlflow-tracking"
 _LIST_PAGE_SIZE = 1000
+
+
+INVALID_TOKEN = "Invalid access token."
 
 
 class ApiError(Exception):
@@ -650,7 +653,7 @@ class DatabricksWorkspace:
         """``{"requests": {path: count}, "oauth_tokens_issued": n, "unauthorized": n}``.
 
         Signed-URL requests count under ``/signed/runs`` or ``/signed/logged-models``, Files API ones
-        under ``/api/2.0/fs/files`` or ``/api/2.0/fs/directories``; "unauthorized" counts every 401
+        under ``/api/2.0/fs/files`` or ``/api/2.0/fs/directories``; "unauthorized" counts every 401 and refused token
         answered, a refused client secret at the token endpoint included."""
         with self._lock:
             return {"requests": dict(self._requests), "oauth_tokens_issued": self._issued,
@@ -689,7 +692,7 @@ class DatabricksWorkspace:
             self._authenticate(req)
             return self._route(req)
         except ApiError as e:
-            if e.status == 401:
+            if e.status == 401 or e.message == INVALID_TOKEN:
                 with self._lock:
                     self._unauthorized += 1
             return _json({"error_code": e.code, "message": e.message}, e.status)
@@ -751,7 +754,7 @@ class DatabricksWorkspace:
         with self._lock:
             expiry = self._oauth_tokens.get(token)
         if expiry is None:
-            raise ApiError(401, 401, "Invalid access token.")
+            raise ApiError(403, 403, INVALID_TOKEN)
         if expiry <= time.time():
             raise ApiError(401, 401, "Token expired. Please obtain a new token.")
         req.principal = self.client_id

@@ -91,7 +91,7 @@ def test_a_bad_token_is_one_line(dbx_workspace: DatabricksWorkspace, tmp_path: P
                DATABRICKS_TOKEN="dapi-not-a-token")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"Error: MLflow at {dbx_workspace.host} refused a personal access token (HTTP 401)"]
+        f"Error: MLflow at {dbx_workspace.host} refused a personal access token (HTTP 403)"]
     assert not (tmp_path / "x" / "experiment.json").exists()
 
 

@@ -20,6 +20,7 @@ from databricks.sdk.errors import (
     DatabricksError,
     InvalidParameterValue,
     NotFound,
+    PermissionDenied,
     ResourceAlreadyExists,
     ResourceDoesNotExist,
     Unauthenticated,
@@ -76,7 +77,7 @@ def test_profiles_of_a_config_file(dbx_workspace: DatabricksWorkspace, dbx_clean
 
 def test_refused_credentials(dbx_workspace: DatabricksWorkspace, dbx_env_pat: dict[str, str]) -> None:
     before = dbx_workspace.stats()["unauthorized"]
-    with pytest.raises(Unauthenticated, match="Invalid access token"):
+    with pytest.raises(PermissionDenied, match="Invalid access token"):  # 403, as workspaces answer it
         WorkspaceClient(host=dbx_workspace.host, token="dapi" + "0" * 32).current_user.me()
     with pytest.raises(ValueError, match="invalid_client"):
         WorkspaceClient(host=dbx_workspace.host, client_id=dbx_workspace.client_id,

@@ -61,5 +61,5 @@ def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_wo
 
     failed = res.wait_phase("MlflowExport", "refused", TERMINAL, timeout=240)
     assert failed["phase"] == "Failed", failed
-    assert f"MLflow at {dbx_workspace.host} refused a personal access token (HTTP 401)" in failed["message"], failed
+    assert f"MLflow at {dbx_workspace.host} refused a personal access token (HTTP 403)" in failed["message"], failed
     assert "dapi-revoked" not in json.dumps(failed)

@@ -34,6 +34,8 @@ JsonDict = dict[str, Any]
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Databricks answers a token it does not know (revoked, expired, mistyped) with HTTP 403, not 401.
+REFUSED_TOKEN = "invalid access token"
 
 
 class ApiError(ServerError):
@@ -216,8 +218,10 @@ class Transport:
         """
         status = response.status_code
         if status == 401:
-            return LoginRejected(self._login_refused())
+            return LoginRejected(self._login_refused(status))
         code, message = _mlflow_error(response)
+        if status == 403 and message.lower().startswith(REFUSED_TOKEN):  # a workspace's answer to a bad token
+            return LoginRejected(self._login_refused(status))
         if status == 403:
             verb = "read" if response.request.method in ("GET", "HEAD") else "change"
             target = what or response.request.path_url.split("?")[0]
@@ -243,10 +247,10 @@ class Transport:
             return "the holder of MLFLOW_TRACKING_TOKEN"
         return f"user '{s.username}'" if s.username else "an anonymous client"
 
-    def _login_refused(self) -> str:
+    def _login_refused(self, status: int) -> str:
         s = self.settings
         if self.credentials:
-            return f"MLflow at {self.uri} refused {self.credentials} (HTTP 401)"
+            return f"MLflow at {self.uri} refused {self.credentials} (HTTP {status})"
         if s.token:
             return f"MLflow at {self.uri} refused the token in MLFLOW_TRACKING_TOKEN (HTTP 401)"
         if s.username and s.password:
