@@ -168,6 +168,38 @@ class ImportOptions(WireModel):
     )
 
 
+NotebookFormat = Literal["SOURCE", "HTML", "JUPYTER", "DBC"]
+
+
+class WorkspaceExportOptions(WireModel):
+    """What an export carries from a Databricks workspace besides MLflow's objects: the commands' flags.
+
+    Kept off the resources: their Jobs carry MLflow objects; notebooks and access control lists are
+    objects of the workspace, carried by the commands as mlflow-export-import does.
+    """
+
+    notebook_formats: list[NotebookFormat] = Field(
+        default_factory=list,
+        description="Formats to export each run's notebook in (mlflow.databricks.notebookPath), under the run's "
+        "artifacts/notebooks/. Empty: no notebooks.",
+    )
+    export_permissions: bool = Field(
+        default=False, description="Export the experiments' and registered models' permissions (Permissions API)."
+    )
+
+
+class WorkspaceImportOptions(WireModel):
+    """What an import carries into a Databricks workspace besides MLflow's objects: the commands' flags."""
+
+    import_permissions: bool = Field(
+        default=False, description="Give the imported experiments and models the exported permissions, one "
+        "access control entry at a time.",
+    )
+    dst_notebook_dir: str | None = Field(
+        default=None, pattern=r"^/", description="Workspace folder to import each run's SOURCE notebook into.",
+    )
+
+
 class Renames(WireModel):
     """Renames by name prefix: a source name starting with a key gets that prefix replaced by its value."""
 

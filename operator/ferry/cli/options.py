@@ -12,13 +12,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
 
 from ferry.cli.common import one_line_errors
+from ferry.engine.workspace_objects import WorkspaceExport, WorkspaceImport, reported
 from ferry.errors import InputError, UsageError
+from ferry.options import NotebookFormat, WorkspaceExportOptions, WorkspaceImportOptions
 from ferry.outcome import Outcome, Phase
+from ferry.tracking import TrackingClient
 from ferry.tracking.databricks import is_databricks_uri, refuse_unity_catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -154,11 +157,121 @@ def split_list(value: str | None) -> list[str]:
 
 
 def warn_databricks_only(**given: Any) -> None:
-    """One warning line naming the Databricks-only options that were set; they do nothing here."""
-    names = [f"--{k.replace('_', '-')}" for k, v in given.items() if v]
-    if names:
-        print(f"Warning: {', '.join(names)} apply only to Databricks, not to open-source MLflow; ignored",
-              file=sys.stderr)
+    """One warning line naming the Databricks-only options that were set; they do nothing here.
+
+    Against a Databricks workspace (a command that does not carry them), the line says so instead.
+    """
+    names = _flag_names(given)
+    if not names:
+        return
+    if is_databricks_uri(os.environ.get("MLFLOW_TRACKING_URI", "").strip()):
+        print(f"Warning: {names}: not carried by this command; ignored", file=sys.stderr)
+    else:
+        print(f"Warning: {names} apply only to Databricks, not to open-source MLflow; ignored", file=sys.stderr)
+
+
+def _flag_names(given: dict[str, Any]) -> str:
+    return ", ".join(f"--{k.replace('_', '-')}" for k, v in given.items() if v)
+
+
+# -- the Databricks workspace's own objects: notebooks and permissions ----------------------------
+
+NOTEBOOK_FORMATS = get_args(NotebookFormat)
+NOTEBOOK_FORMATS_HELP = "Databricks notebook formats. Values are SOURCE, HTML, JUPYTER or DBC (comma separated)."
+
+
+def _notebook_formats(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    formats = list(dict.fromkeys(f.upper() for f in split_list(value)))
+    unknown = [f for f in formats if f not in NOTEBOOK_FORMATS]
+    if unknown:
+        raise click.BadParameter(f"unknown notebook format {', '.join(unknown)}: use {', '.join(NOTEBOOK_FORMATS)}",
+                                 ctx, param)
+    return formats
+
+
+def _absolute_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value and not value.startswith("/"):
+        raise click.BadParameter(f"'{value}' is not a workspace folder: it must start with '/'", ctx, param)
+    return value or None
+
+
+def workspace_export_flags(*, permissions: bool = True) -> Callable[[F], F]:
+    """``--notebook-formats`` (and ``--export-permissions``), given to the command as one
+    `WorkspaceExportOptions` named ``workspace``."""
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            options = WorkspaceExportOptions(notebook_formats=kwargs.pop("notebook_formats"),
+                                             export_permissions=kwargs.pop("export_permissions", False))
+            return fn(*args, workspace=options, **kwargs)
+
+        decorated: Any = wrapper
+        if permissions:
+            decorated = boolean("--export-permissions", "Export Databricks permissions.")(decorated)
+        return click.option("--notebook-formats", default="", callback=_notebook_formats,
+                            help=NOTEBOOK_FORMATS_HELP)(decorated)  # type: ignore[no-any-return]
+    return decorate
+
+
+def workspace_import_flags(*, permissions: bool = True, notebook_dir: bool = True) -> Callable[[F], F]:
+    """``--import-permissions`` and ``--dst-notebook-dir`` (those asked), given to the command as one
+    `WorkspaceImportOptions` named ``workspace``."""
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            options = WorkspaceImportOptions(import_permissions=kwargs.pop("import_permissions", False),
+                                             dst_notebook_dir=kwargs.pop("dst_notebook_dir", None))
+            return fn(*args, workspace=options, **kwargs)
+
+        decorated: Any = wrapper
+        if notebook_dir:
+            decorated = click.option("--dst-notebook-dir", default=None, callback=_absolute_folder,
+                                     help="Databricks destination workspace base directory for notebook.")(decorated)
+        if permissions:
+            decorated = boolean("--import-permissions",
+                                "Import Databricks permissions using the HTTP PATCH method.")(decorated)
+        return decorated  # type: ignore[no-any-return]
+    return decorate
+
+
+def workspace_export(client: TrackingClient, options: WorkspaceExportOptions) -> WorkspaceExport | None:
+    """The workspace part of an export from `client`'s server; None, with one warning line, where
+    the server is open-source MLflow."""
+    given = options.model_dump()
+    if not any(given.values()):
+        return None
+    if client.workspace is None:
+        warn_databricks_only(**given)
+        return None
+    return WorkspaceExport(client.workspace, options)
+
+
+def workspace_import(client: TrackingClient, options: WorkspaceImportOptions) -> WorkspaceImport | None:
+    """The workspace part of an import into `client`'s server; None, with one warning line, where
+    the destination is open-source MLflow."""
+    given = options.model_dump()
+    if not any(given.values()):
+        return None
+    if client.workspace is None:
+        warn_databricks_only(**given)
+        return None
+    return WorkspaceImport(client.workspace, options)
+
+
+def imported(outcome: Outcome, side: WorkspaceImport | None) -> Outcome:
+    """`outcome` with what `side` could not carry; one warning line for an option the export held
+    nothing for (it was made from open-source MLflow, or without the matching export option)."""
+    if side is None:
+        return outcome
+    empty = {"import_permissions": side.options.import_permissions and not side.permissions_found,
+             "dst_notebook_dir": bool(side.options.dst_notebook_dir) and not side.notebooks_found}
+    if any(empty.values()):
+        what = " or ".join(w for w, e in zip(("permissions", "SOURCE notebooks"), empty.values(), strict=True) if e)
+        how = " / ".join(f for f, e in zip(("--export-permissions", "--notebook-formats SOURCE"), empty.values(),
+                                           strict=True) if e)
+        print(f"Warning: {_flag_names(empty)}: the export holds no Databricks {what} (it was not made from a "
+              f"Databricks workspace with {how}); nothing to import", file=sys.stderr)
+    return reported(outcome, side)
 
 
 def report(outcome: Outcome) -> None:

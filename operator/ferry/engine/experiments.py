@@ -19,6 +19,7 @@ from typing import Any
 from ferry.engine import experiment_objects
 from ferry.engine import runs as run_engine
 from ferry.engine.files import fmt_ts_millis, read_export_file, write_export_file
+from ferry.engine.workspace_objects import PERMISSIONS, WorkspaceExport, WorkspaceImport
 from ferry.errors import FerryError, InputError, NotFoundError, UsageError
 from ferry.outcome import Counts, Outcome
 from ferry.progress import Tracker
@@ -103,11 +104,13 @@ def export_experiment(client: TrackingClient, experiment: str, out_dir: Path, *,
                       export_deleted_runs: bool = False, check_nested_runs: bool = False,
                       include_artifacts: bool = True, workers: int = 4,
                       tracker: Tracker | None = None, include_logged_models: bool = True,
-                      include_traces: bool = True, traces_since: int | None = None) -> ExperimentExport:
+                      include_traces: bool = True, traces_since: int | None = None,
+                      workspace: WorkspaceExport | None = None) -> ExperimentExport:
     """Export experiment `experiment` (name or id) to `out_dir`: experiment.json + runs/<id>/, and
     its MLflow 3 objects (logged models, traces) beside them (`ferry.engine.experiment_objects`).
 
     Without `run_ids`, the runs started in ``[run_start_time, runs_until)`` (either end open when unset).
+    With `workspace` (a Databricks workspace), the runs' notebooks and the experiment's permissions too.
     """
     window = run_window(run_start_time, runs_until)
     exp = client.find_experiment(experiment)
@@ -125,13 +128,17 @@ def export_experiment(client: TrackingClient, experiment: str, out_dir: Path, *,
                 page = [r for r in page if r["info"].get("lifecycle_stage") != "deleted"]
             page = [r for r in page if not run_engine.abandoned(r)]
             tracker.add_total(len(page))
-            _export_slice(client, page, out_dir / "runs", include_artifacts, pool, tracker, result)
+            _export_slice(client, page, out_dir / "runs", include_artifacts, pool, tracker, result, workspace)
     result.objects = experiment_objects.export_objects_of(
         client, exp_id, out_dir, run_ids=result.ok_runs if run_ids else None,
         include_logged_models=include_logged_models, include_traces=include_traces, traces_since=traces_since)
     result.failed += [f for part in result.objects for f in part.failed]
+    mlflow: JsonDict = {"experiment": experiment_document(exp), "runs": result.ok_runs}
+    permissions = workspace.experiment_permissions(exp_id, exp["name"]) if workspace is not None else None
+    if permissions is not None:
+        mlflow[PERMISSIONS] = permissions
     write_export_file(out_dir, EXPERIMENT_JSON, script="export_experiment.py", tracking_uri=client.uri,
-                      mlflow={"experiment": experiment_document(exp), "runs": result.ok_runs},
+                      mlflow=mlflow,
                       info={"num_total_runs": len(result.ok_runs) + len(result.failed_run_ids),
                             "num_ok_runs": len(result.ok_runs), "num_failed_runs": len(result.failed_run_ids),
                             "failed_runs": result.failed_run_ids})
@@ -148,7 +155,8 @@ def experiment_document(exp: JsonDict) -> JsonDict:
 
 
 def _export_slice(client: TrackingClient, page: list[JsonDict], runs_dir: Path, include_artifacts: bool,
-                  pool: ThreadPoolExecutor, tracker: Tracker, result: ExperimentExport) -> None:
+                  pool: ThreadPoolExecutor, tracker: Tracker, result: ExperimentExport,
+                  workspace: WorkspaceExport | None = None) -> None:
     todo = [r for r in page if not run_engine.is_exported(runs_dir / r["info"]["run_id"])]
     for run in page:
         if run not in todo:
@@ -171,7 +179,8 @@ def _export_slice(client: TrackingClient, page: list[JsonDict], runs_dir: Path, 
         run_id = run["info"]["run_id"]
         try:
             return run_id, run_engine.export_run(client, run, runs_dir / run_id, histories=histories[run_id],
-                                                 include_artifacts=include_artifacts, resume=False)
+                                                 include_artifacts=include_artifacts, resume=False,
+                                                 workspace=workspace)
         except Exception as err:  # one bad run does not stop the others; it is listed
             return run_id, err
 
@@ -244,8 +253,13 @@ def run_dir_of(in_dir: Path, run_id: str) -> Path:
 
 def import_experiment(client: TrackingClient, in_dir: Path, experiment_name: str | None = None, *,
                       import_source_tags: bool = False, use_src_user_id: bool = False, mlmodel_fix: bool = True,
-                      workers: int = 4, tracker: Tracker | None = None) -> ExperimentImport:
-    """Import the experiment in `in_dir` (as `experiment_name`, default its own name); idempotent."""
+                      workers: int = 4, tracker: Tracker | None = None,
+                      workspace: WorkspaceImport | None = None) -> ExperimentImport:
+    """Import the experiment in `in_dir` (as `experiment_name`, default its own name); idempotent.
+
+    With `workspace` (a Databricks workspace), the exported permissions, entry by entry (every time:
+    a rerun adds what an earlier one could not), and the runs' notebooks.
+    """
     doc = read_experiment(in_dir)
     src_exp = doc["mlflow"]["experiment"]
     name = experiment_name or src_exp.get("name")
@@ -254,6 +268,8 @@ def import_experiment(client: TrackingClient, in_dir: Path, experiment_name: str
     tags = _experiment_tags(src_exp, import_source_tags)
     exp = client.get_or_create_experiment(name, tags=tags)
     result = ExperimentImport(str(exp["experiment_id"]), name)
+    if workspace is not None:
+        workspace.experiment_permissions(doc["mlflow"].get(PERMISSIONS), result.experiment_id, name)
     run_ids = [str(r) for r in doc["mlflow"].get("runs", [])]
     tracker = tracker or Tracker()
     tracker.add_total(len(run_ids))
@@ -264,7 +280,7 @@ def import_experiment(client: TrackingClient, in_dir: Path, experiment_name: str
             return run_engine.import_run(client, run_dir_of(in_dir, run_id), result.experiment_id,
                                          import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
                                          mlmodel_fix=mlmodel_fix, resolve_parent=False, defer_delete=True,
-                                         known=known)
+                                         known=known, workspace=workspace)
         except Exception as err:
             return err
 

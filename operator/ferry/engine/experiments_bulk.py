@@ -20,6 +20,7 @@ from ferry.engine.experiments import (
     read_experiment,
 )
 from ferry.engine.files import read_export_file, write_export_file
+from ferry.engine.workspace_objects import WorkspaceExport, WorkspaceImport
 from ferry.errors import FerryError, InputError
 from ferry.outcome import Counts, Outcome
 from ferry.progress import Tracker
@@ -85,7 +86,8 @@ def export_experiments(client: TrackingClient, experiments: str | Sequence[str],
                        export_deleted_runs: bool = False, include_artifacts: bool = True, workers: int = 4,
                        tracker: Tracker | None = None,
                        options: Mapping[str, Any] | None = None, include_logged_models: bool = True,
-                       include_traces: bool = True, traces_since: int | None = None) -> BulkExport:
+                       include_traces: bool = True, traces_since: int | None = None,
+                       workspace: WorkspaceExport | None = None) -> BulkExport:
     """Export experiments into ``<out_dir>/<experiment_id>/`` plus ``experiments.json``."""
     started = time.monotonic()
     result = BulkExport()
@@ -96,7 +98,7 @@ def export_experiments(client: TrackingClient, experiments: str | Sequence[str],
                 client, exp_id, out_dir / exp_id, run_start_time=run_start_time, runs_until=runs_until,
                 export_deleted_runs=export_deleted_runs, include_artifacts=include_artifacts,
                 workers=workers, tracker=tracker, include_logged_models=include_logged_models,
-                include_traces=include_traces, traces_since=traces_since))
+                include_traces=include_traces, traces_since=traces_since, workspace=workspace))
         except LoginRejected:
             raise  # every other experiment would fail the same way: one line, not one per experiment
         except FerryError as err:
@@ -137,7 +139,8 @@ def rename(name: str, renames: Mapping[str, str] | None) -> str:
 
 def import_experiments(client: TrackingClient, in_dir: Path, *, renames: Mapping[str, str] | None = None,
                        import_source_tags: bool = False, use_src_user_id: bool = False, mlmodel_fix: bool = True,
-                       workers: int = 4, tracker: Tracker | None = None) -> BulkImport:
+                       workers: int = 4, tracker: Tracker | None = None,
+                       workspace: WorkspaceImport | None = None) -> BulkImport:
     """Import every experiment of a bulk export."""
     result = BulkImport()
     for entry in read_experiments_index(in_dir):
@@ -146,7 +149,7 @@ def import_experiments(client: TrackingClient, in_dir: Path, *, renames: Mapping
             name = rename(str(entry.get("name") or read_experiment(exp_dir)["mlflow"]["experiment"]["name"]), renames)
             result.experiments.append(import_experiment(
                 client, exp_dir, name, import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
-                mlmodel_fix=mlmodel_fix, workers=workers, tracker=tracker))
+                mlmodel_fix=mlmodel_fix, workers=workers, tracker=tracker, workspace=workspace))
         except LoginRejected:
             raise
         except FerryError as err:

@@ -32,6 +32,7 @@ from ferry.engine.registry_format import (
     version_number,
     version_to_file,
 )
+from ferry.engine.workspace_objects import PERMISSIONS, WorkspaceExport, WorkspaceImport
 from ferry.errors import FerryError, InputError, NotFoundError, UsageError
 from ferry.options import ExportOptions
 from ferry.outcome import Counts, Outcome
@@ -96,11 +97,13 @@ def _parallel(fn: Callable[[str], object], items: Iterable[str], workers: int) -
 
 def export_model(client: TrackingClient, name: str, output_dir: str | Path, options: ExportOptions | None = None,
                  *, include_runs: bool = True, workers: int = DEFAULT_WORKERS,
-                 progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
+                 progress: ProgressSink | None = None, tracker: Tracker | None = None,
+                 workspace: WorkspaceExport | None = None) -> Outcome:
     """Write the model, the selected versions and their runs; a failed version is listed, not fatal.
 
     Without `include_runs` the versions' runs are not written into the model directory (a bulk
-    export stores them once, under ``experiments/``).
+    export stores them once, under ``experiments/``). With `workspace` (a Databricks workspace),
+    the runs' notebooks and the model's permissions (last in model.json's model, as the peer has them).
     """
     options = options or ExportOptions()
     out = Path(output_dir)
@@ -114,7 +117,7 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path, opti
 
     def export_run(run_id: str) -> JsonDict | None:
         return registry_runs.export_version_run(client, run_id, out / run_id if include_runs else None,
-                                                export_deleted=options.export_deleted_runs)
+                                                export_deleted=options.export_deleted_runs, workspace=workspace)
 
     exported = _parallel(export_run, (v["run_id"] for v in selected), workers)
     experiment_names: dict[str, str] = {}
@@ -148,6 +151,9 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path, opti
 
     doc = model_to_file(model)
     doc["versions"] = entries
+    permissions = workspace.model_permissions(name) if workspace is not None else None
+    if permissions is not None:
+        doc[PERMISSIONS] = permissions
     info = {
         "num_target_stages": len(parse_stages(options.stages)),
         "num_target_versions": len(options.versions),
@@ -155,7 +161,7 @@ def export_model(client: TrackingClient, name: str, output_dir: str | Path, opti
         "num_dst_versions": len(entries),
         "failed_versions": failed,
         "export_latest_versions": options.export_latest_versions,
-        "export_permissions": False,
+        "export_permissions": permissions is not None,
     }
     registry_files.write(out, MODEL_FILE, {"registered_model": doc}, info, uri=client.uri,
                          script="export_model.py")
@@ -190,12 +196,15 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
                  experiment_name: str | None = None, delete_model: bool = False,
                  import_source_tags: bool = False, await_creation_for: float | None = None,
                  workers: int = DEFAULT_WORKERS, run_map: Mapping[str, str] | None = None,
-                 progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
+                 progress: ProgressSink | None = None, tracker: Tracker | None = None,
+                 workspace: WorkspaceImport | None = None) -> Outcome:
     """Import a model directory; running it again creates no new versions.
 
     Each version's run is imported from ``<input_dir>/<run_id>`` into `experiment_name`, or, when
     that is not given, into an experiment named as the run's source experiment. `run_map` (bulk
     import) gives the ids of destination runs already imported with their experiments, by source run id.
+    With `workspace` (a Databricks workspace), the exported permissions, entry by entry, on every
+    import (the peer only on the one that creates the model; a PATCH that is there already changes nothing).
     """
     src_dir = Path(input_dir)
     src_model, src_uri = read_model(src_dir)
@@ -207,6 +216,8 @@ def import_model(client: TrackingClient, input_dir: str | Path, *, model_name: s
     if delete_model:
         registry.delete_model(name)
     registry.ensure_model(name, tags=tags_dict(src_model.get("tags")), description=src_model.get("description"))
+    if workspace is not None:
+        workspace.model_permissions(src_model.get(PERMISSIONS), name)
 
     tracker = tracker or Tracker(progress)
     tracker.add_total(len(versions))

@@ -16,6 +16,7 @@ from ferry.engine import experiments, experiments_bulk, layout, model_versions, 
 from ferry.engine.experiments_bulk import EXPERIMENTS_JSON, rename
 from ferry.engine.files import write_export_file
 from ferry.engine.models import DEFAULT_WORKERS, export_model, import_model, select_versions
+from ferry.engine.workspace_objects import WorkspaceExport, WorkspaceImport
 from ferry.errors import FerryError
 from ferry.options import ExportOptions, ImportOptions, ImportTarget, Renames, Selection
 from ferry.outcome import Counts, Outcome
@@ -85,7 +86,8 @@ class _Totals:
 def export_models(client: TrackingClient, names: str | Sequence[str], output_dir: str | Path,
                   options: ExportOptions | None = None, *, export_all_runs: bool = False,
                   runs_until: str | int | None = None, workers: int = DEFAULT_WORKERS,
-                  progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
+                  progress: ProgressSink | None = None, tracker: Tracker | None = None,
+                  workspace: WorkspaceExport | None = None) -> Outcome:
     """Export models and their versions' runs (grouped by experiment) in the peer's bulk layout.
 
     `runs_until` (exclusive) and ``options.run_start_time`` bound the runs only with `export_all_runs`,
@@ -115,7 +117,7 @@ def export_models(client: TrackingClient, names: str | Sequence[str], output_dir
                 client, exp_id, out / EXPERIMENTS_DIR / exp_id, run_ids=None if export_all_runs else run_ids,
                 run_start_time=options.run_start_time, runs_until=runs_until,
                 export_deleted_runs=options.export_deleted_runs,
-                workers=workers, tracker=tracker)
+                workers=workers, tracker=tracker, workspace=workspace)
         except FerryError as err:
             totals.fail(f"experiment {exp_id}", err)
             continue
@@ -129,7 +131,7 @@ def export_models(client: TrackingClient, names: str | Sequence[str], output_dir
     for name in models:
         try:
             totals.add(export_model(client, name, out / MODELS_DIR / name, options, include_runs=False,
-                                    workers=workers, tracker=tracker))
+                                    workers=workers, tracker=tracker, workspace=workspace))
             ok_models.append(name)
         except FerryError as err:
             totals.fail(f"model {name}", err)
@@ -152,7 +154,8 @@ def import_models(client: TrackingClient, input_dir: str | Path, *, delete_model
                   experiment_renames: Mapping[str, str] | None = None,
                   model_renames: Mapping[str, str] | None = None, import_source_tags: bool = False,
                   use_src_user_id: bool = False, workers: int = DEFAULT_WORKERS,
-                  progress: ProgressSink | None = None, tracker: Tracker | None = None) -> Outcome:
+                  progress: ProgressSink | None = None, tracker: Tracker | None = None,
+                  workspace: WorkspaceImport | None = None) -> Outcome:
     """Import a bulk models export: its experiments first, then each model on the imported runs.
 
     An entry of `input_dir` no importer reads is listed as not carried (`ferry.engine.layout`).
@@ -165,14 +168,14 @@ def import_models(client: TrackingClient, input_dir: str | Path, *, delete_model
     if (src_dir / EXPERIMENTS_DIR / EXPERIMENTS_JSON).is_file():
         bulk = experiments_bulk.import_experiments(
             client, src_dir / EXPERIMENTS_DIR, renames=experiment_renames, import_source_tags=import_source_tags,
-            use_src_user_id=use_src_user_id, workers=workers, tracker=tracker)
+            use_src_user_id=use_src_user_id, workers=workers, tracker=tracker, workspace=workspace)
         totals.add(bulk.outcome())
         run_map.update({r.src_run_id: r.dst_run_id for imported in bulk.experiments for r in imported.runs})
     for name in model_names:
         try:
             totals.add(import_model(client, src_dir / MODELS_DIR / name, model_name=rename(name, model_renames),
                                     delete_model=delete_model, import_source_tags=import_source_tags,
-                                    workers=workers, run_map=run_map, tracker=tracker))
+                                    workers=workers, run_map=run_map, tracker=tracker, workspace=workspace))
         except FerryError as err:
             totals.fail(f"model {name}", err)
     return layout.with_not_carried(totals.outcome("imported"), layout.not_carried(src_dir))

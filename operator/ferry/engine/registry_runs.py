@@ -10,18 +10,22 @@ from pathlib import Path
 
 from ferry.engine import runs
 from ferry.engine.registry_format import JsonDict, model_id_of
+from ferry.engine.workspace_objects import WorkspaceExport
 from ferry.tracking.artifacts import ArtifactStore
 from ferry.tracking.client import TrackingClient
 
 
 def export_version_run(client: TrackingClient, run_id: str, output_dir: Path | None, *,
-                       export_deleted: bool) -> JsonDict | None:
-    """The run, exported into `output_dir` unless None; None if it is deleted and `export_deleted` is off."""
+                       export_deleted: bool, workspace: WorkspaceExport | None = None) -> JsonDict | None:
+    """The run, exported into `output_dir` unless None; None if it is deleted and `export_deleted` is off.
+
+    With `workspace`, the run's notebook is exported with it (`ferry.engine.workspace_objects`).
+    """
     run = client.get_run(run_id)
     if run["info"].get("lifecycle_stage") == "deleted" and not export_deleted:
         return None
     if output_dir is not None:
-        runs.export_run(client, run, output_dir)
+        runs.export_run(client, run, output_dir, workspace=workspace)
     return run
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.engine.files import fmt_ts_millis, read_export_file, write_export_file
+from ferry.engine.workspace_objects import WorkspaceExport, WorkspaceImport
 from ferry.errors import InputError
 from ferry.storage import spool
 from ferry.tracking import ArtifactStore, JsonDict, TrackingClient, tags_of
@@ -65,12 +66,14 @@ def is_exported(run_dir: Path) -> bool:
 
 def export_run(client: TrackingClient, run: str | JsonDict, out_dir: Path, *,
                histories: Mapping[str, list[JsonDict]] | None = None, include_artifacts: bool = True,
-               resume: bool = True) -> RunExport:
+               resume: bool = True, workspace: WorkspaceExport | None = None) -> RunExport:
     """Write one run to `out_dir` (``run.json`` + ``artifacts/``).
 
     `run` is a run id or a run as runs/get or runs/search return it (the experiment export
     passes pages of runs/search, so no extra get per run). `histories` maps each metric key to
     every point, when the caller already fetched them in bulk; missing keys are fetched here.
+    With `workspace`, the run's Databricks notebook goes under ``artifacts/notebooks/`` before
+    ``run.json`` marks the run complete.
     """
     if resume and is_exported(out_dir):
         return RunExport(run if isinstance(run, str) else run["info"]["run_id"], out_dir, skipped=True)
@@ -82,6 +85,8 @@ def export_run(client: TrackingClient, run: str | JsonDict, out_dir: Path, *,
     if include_artifacts:
         store = ArtifactStore(client, info["artifact_uri"])
         _, nbytes = store.download_tree(out_dir / "artifacts")
+    if workspace is not None:
+        workspace.export_notebook(run, out_dir)
     histories = dict(histories or {})
     for key in {m["key"] for m in run.get("data", {}).get("metrics", [])} - set(histories):
         histories[key] = list(client.get_metric_history(run_id, key))
@@ -165,7 +170,8 @@ def imported_index(client: TrackingClient, experiment_id: str) -> ImportedIndex:
 def import_run(client: TrackingClient, run_dir: Path, experiment_id: str, *, import_source_tags: bool = False,
                use_src_user_id: bool = False, mlmodel_fix: bool = True,
                parent_map: Mapping[str, str] | None = None, resolve_parent: bool = True,
-               defer_delete: bool = False, known: ImportedIndex | None = None) -> RunImport:
+               defer_delete: bool = False, known: ImportedIndex | None = None,
+               workspace: WorkspaceImport | None = None) -> RunImport:
     """Import the run in `run_dir` into experiment `experiment_id`; idempotent.
 
     `parent_map` maps source run ids to destination run ids already known (an experiment
@@ -173,6 +179,8 @@ def import_run(client: TrackingClient, run_dir: Path, experiment_id: str, *, imp
     experiment by its source-id tag. When the parent is not imported (yet), the run is imported
     without ``mlflow.parentRunId``; `link_parent` sets it later. `known` is an `imported_index`
     of the destination experiment taken before this import started (saves a search per run).
+    With `workspace`, the run's exported notebook is imported into the destination workspace, also
+    when the run itself was imported before (a rerun with ``--dst-notebook-dir`` adds it).
     """
     doc = read_run(run_dir)
     src = doc["mlflow"]
@@ -193,6 +201,9 @@ def import_run(client: TrackingClient, run_dir: Path, experiment_id: str, *, imp
             pending = _source_deleted(info) and existing["info"].get("lifecycle_stage") != "deleted"
             if pending and not defer_delete:
                 client.delete_run(dst_id)
+            if workspace is not None and workspace.notebook_dir:
+                with spool.current().borrowed(run_dir):
+                    workspace.import_notebook(run_dir, src)
             return RunImport(src_run_id, dst_id, src_parent, skipped=True, delete_pending=pending and defer_delete)
         _discard(client, existing)
 
@@ -223,6 +234,8 @@ def import_run(client: TrackingClient, run_dir: Path, experiment_id: str, *, imp
     with spool.current().borrowed(run_dir):  # an export in a bucket: its artifacts arrive now
         if artifacts.is_dir():
             _upload_artifacts(client, dst["info"]["artifact_uri"], artifacts, dst_id if mlmodel_fix else None)
+        if workspace is not None:
+            workspace.import_notebook(run_dir, src)
 
     status = str(info.get("status") or "FINISHED")
     end_time = info.get("end_time")

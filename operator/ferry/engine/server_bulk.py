@@ -22,6 +22,7 @@ from ferry.engine import evaluation_datasets, experiments_bulk, models_bulk, pro
 from ferry.engine.experiments_bulk import EXPERIMENTS_JSON
 from ferry.engine.files import read_export_file, write_export_file
 from ferry.engine.models import DEFAULT_WORKERS
+from ferry.engine.workspace_objects import WorkspaceExport, WorkspaceImport, reported
 from ferry.errors import InputError
 from ferry.options import ExportOptions
 from ferry.outcome import Outcome
@@ -46,19 +47,21 @@ def _led(verb: str, parts: list[Outcome], path: Path | None = None) -> Outcome:
 
 def export_all(client: TrackingClient, output_dir: str | Path, options: ExportOptions | None = None, *,
                runs_until: str | int | None = None, workers: int = DEFAULT_WORKERS,
-               progress: ProgressSink | None = None) -> Outcome:
+               progress: ProgressSink | None = None, workspace: WorkspaceExport | None = None) -> Outcome:
     """Export every registered model, experiment, prompt, evaluation dataset and webhook of the server.
 
     `options.run_start_time` and `runs_until` bound the runs of every experiment (the peer's window:
     started at or after the start, before the end); the models' versions follow ``options`` as in
     ``export-models``. Rerun into the same directory, runs already written are not fetched again.
+    With `workspace` (a Databricks workspace), the runs' notebooks and the experiments' and models'
+    permissions; what it could not carry is in the outcome (`workspace_objects.reported`).
     """
     options = options or ExportOptions()
     out = Path(output_dir)
     tracker = Tracker(progress)
     started = time.monotonic()
     parts = [models_bulk.export_models(client, "all", out, options, export_all_runs=True, runs_until=runs_until,
-                                       workers=workers, tracker=tracker)]
+                                       workers=workers, tracker=tracker, workspace=workspace)]
     by_models = experiments_bulk.read_experiments_index(out / EXPERIMENTS_DIR)
     done_ids = {str(e["id"]) for e in by_models}
     remaining = [str(e["experiment_id"]) for e in client.search_experiments()
@@ -66,18 +69,21 @@ def export_all(client: TrackingClient, output_dir: str | Path, options: ExportOp
     rest = experiments_bulk.export_experiments(
         client, remaining, out / EXPERIMENTS_DIR, run_start_time=options.run_start_time, runs_until=runs_until,
         export_deleted_runs=options.export_deleted_runs, workers=workers, tracker=tracker,
-        include_logged_models=options.include_logged_models, include_traces=options.include_traces)
+        include_logged_models=options.include_logged_models, include_traces=options.include_traces,
+        workspace=workspace)
     parts.append(rest.outcome())
     _merge_index(client, out / EXPERIMENTS_DIR, by_models, rest)
     parts.append(prompts.export_prompts(client, "all", out / PROMPTS_DIR, workers=workers))
     parts.append(evaluation_datasets.export_evaluation_datasets(client, out / DATASETS_DIR, workers=workers))
     parts.append(webhooks.export_webhooks(client, out / webhooks.WEBHOOKS_DIR))
-    outcome = _led("exported", parts, out)
+    outcome = reported(_led("exported", parts, out), workspace)
     write_export_file(out, MANIFEST, script=SCRIPT, tracking_uri=client.uri, mlflow={}, info={
         "options": {"stages": ",".join(options.stages), "export_latest_versions": options.export_latest_versions,
                     "run_start_time": options.run_start_time, "runs_until": runs_until,
                     "export_deleted_runs": options.export_deleted_runs,
-                    "export_version_model": options.export_version_model, "output_dir": str(out)},
+                    "export_version_model": options.export_version_model, "output_dir": str(out),
+                    "export_permissions": workspace is not None and workspace.options.export_permissions,
+                    "notebook_formats": workspace.notebook_formats if workspace is not None else []},
         "status": {"duration": round(time.monotonic() - started, 1), "phase": outcome.phase.value,
                    "counts": outcome.counts.model_dump(), "failed": outcome.failed}})
     return outcome
@@ -117,9 +123,10 @@ def import_all(client: TrackingClient, input_dir: str | Path, *, delete_model: b
                experiment_renames: Mapping[str, str] | None = None, model_renames: Mapping[str, str] | None = None,
                import_source_tags: bool = False, use_src_user_id: bool = False,
                webhook_secrets: webhooks.Secrets | None = None, workers: int = DEFAULT_WORKERS,
-               progress: ProgressSink | None = None) -> Outcome:
+               progress: ProgressSink | None = None, workspace: WorkspaceImport | None = None) -> Outcome:
     """Import what `export_all` (or the peer's export-all) wrote: experiments, models, prompts, datasets
-    and webhooks (their signing secrets from `webhook_secrets`, which MLflow never exports).
+    and webhooks (their signing secrets from `webhook_secrets`, which MLflow never exports). With
+    `workspace`, notebooks and permissions too; what it could not carry, it holds for the caller.
 
     Idempotent: a second import finds everything imported before and creates nothing.
     """
@@ -128,7 +135,7 @@ def import_all(client: TrackingClient, input_dir: str | Path, *, delete_model: b
     parts = [models_bulk.import_models(client, in_dir, delete_model=delete_model,
                                        experiment_renames=experiment_renames, model_renames=model_renames,
                                        import_source_tags=import_source_tags, use_src_user_id=use_src_user_id,
-                                       workers=workers, tracker=tracker)]
+                                       workers=workers, tracker=tracker, workspace=workspace)]
     if (in_dir / PROMPTS_DIR).is_dir():
         parts.append(prompts.import_prompts(client, in_dir / PROMPTS_DIR, delete_prompt=delete_prompt,
                                             workers=workers))
