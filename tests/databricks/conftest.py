@@ -33,6 +33,15 @@ def dbx_workspace(dbx_backend: MlflowServer, tmp_path_factory: pytest.TempPathFa
     workspace.stop()
 
 
+@pytest.fixture
+def short_lived(dbx_backend: MlflowServer, tmp_path: Path) -> Iterator[DatabricksWorkspace]:
+    """A workspace of its own whose OAuth tokens live 43 s: the SDK takes a token as expired 40 s
+    before it does expire, so each token serves it for about 3 s and then it must get another."""
+    workspace = DatabricksWorkspace(backend=dbx_backend.uri, root=tmp_path / "ws", token_lifetime=43).start()
+    yield workspace
+    workspace.stop()
+
+
 def _isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     for name in list(os.environ):
         if name.startswith(("DATABRICKS_", "MLFLOW_TRACKING_", "MLFLOW_REGISTRY_")):

@@ -9,6 +9,7 @@ there is what a real MLflow client wrote; what we write there is read back the s
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,24 @@ def test_oauth_machine_to_machine_and_a_refused_client(dbx_workspace: Databricks
     assert len(lines) == 1 and lines[0].startswith(
         f"Error: cannot sign in to the Databricks workspace at {dbx_workspace.host} with OAuth client "
         f"'{dbx_workspace.client_id}'"), done.stderr
+
+
+def test_oauth_tokens_are_refreshed_under_our_requests(short_lived: DatabricksWorkspace,
+                                                      dbx_clean_env: pytest.MonkeyPatch) -> None:
+    """Every request asks the SDK for its headers: a token about to expire is replaced, never sent stale."""
+    dbx_clean_env.delenv("DATABRICKS_TOKEN")
+    for name, value in short_lived.env_oauth().items():
+        dbx_clean_env.setenv(name, value)
+    client = TrackingClient("databricks")
+    short_lived.reset_stats()
+    calls, deadline = 0, time.monotonic() + 7
+    while time.monotonic() < deadline:
+        list(client.search_experiments())
+        calls += 1
+        time.sleep(0.25)
+    stats = short_lived.stats()
+    assert stats["unauthorized"] == 0
+    assert 2 <= stats["oauth_tokens_issued"] < calls
 
 
 def test_a_profile_of_a_configuration_file(dbx_workspace: DatabricksWorkspace, dbx_clean_env: pytest.MonkeyPatch,

@@ -8,7 +8,6 @@ import json
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -38,15 +37,6 @@ from devstack.databricks import DatabricksWorkspace, registered_model_id
 from devstack.mlflow_server import MlflowServer
 
 NOTEBOOK = "# Databricks notebook source\nprint('hello')\n\n# COMMAND ----------\n\nx = 1 + 1\n"
-
-
-@pytest.fixture
-def short_lived(dbx_backend: MlflowServer, tmp_path: Path) -> Iterator[DatabricksWorkspace]:
-    """A workspace of its own whose OAuth tokens live 43 s: the SDK takes a token as expired 40 s
-    before it does expire, so each token serves it for about 3 s and then it must get another."""
-    workspace = DatabricksWorkspace(backend=dbx_backend.uri, root=tmp_path / "ws", token_lifetime=43).start()
-    yield workspace
-    workspace.stop()
 
 
 # -- authentication -------------------------------------------------------------------------------
