@@ -456,12 +456,21 @@ _OBJECT_TYPE = {"experiments": "mlflow-experiment", "registered-models": "regist
 _PRINCIPALS = ("user_name", "group_name", "service_principal_name")
 
 
+# Who the workspace knows besides its own user and service principal: a grant to anyone else is
+# refused, as a workspace refuses a principal it does not have.
+KNOWN_USERS = ("a@example.com", "reader@example.com", "writer@example.com")
+KNOWN_GROUPS = ("admins", "users", "data")
+_PRINCIPAL_CLASS = {"user_name": "UserName", "group_name": "GroupName", "service_principal_name": "ServicePrincipalName"}
+
+
 class Permissions:
     """Direct grants per object; every object also has the ``admins`` group's inherited CAN_MANAGE."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: set[tuple[str, str]] | None = None) -> None:
         self._lock = threading.Lock()
         self._grants: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
+        self.known = known if known is not None else (
+            {("user_name", u) for u in KNOWN_USERS} | {("group_name", g) for g in KNOWN_GROUPS})
 
     def levels(self, kind: str) -> dict[str, Any]:
         return {"permission_levels": [{"permission_level": lv, "description": d} for lv, d in _LEVELS[kind]]}
@@ -494,6 +503,9 @@ class Permissions:
                 raise ApiError(400, "INVALID_PARAMETER_VALUE",
                                f"Permission level {level} is not valid for {_OBJECT_TYPE[kind]}; "
                                f"valid levels: {', '.join(sorted(allowed))}")
+            if named[0] not in self.known:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                               f"Principal: {_PRINCIPAL_CLASS[named[0][0]]}({named[0][1]}) does not exist")
             entries[named[0]] = level
         with self._lock:
             grants = {} if replace else self._grants.get((kind, object_id), {})
@@ -586,6 +598,7 @@ class DatabricksWorkspace:
         self._local = threading.local()
         self.workspace = WorkspaceTree(f"/Users/{self.user_name}")
         self.permissions = Permissions()
+        self.permissions.known |= {("user_name", self.user_name), ("service_principal_name", self.client_id)}
         self._server: _TlsServer | None = None
         self._ca_path: Path | None = None
 

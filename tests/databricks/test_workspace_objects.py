@@ -179,16 +179,16 @@ def test_permissions_land_entry_by_entry_and_a_refused_entry_fails_alone(
     assert list(registered)[-1] == "permissions"
     assert registered["permissions"]["permissions"] == w.model_registry.get_permissions(model_id).as_dict()
 
-    # One more grant, which the destination refuses. (A workspace refuses a user it does not have,
-    # "Principal: UserName(...) does not exist"; the stand-in knows no users, so the level is what it refuses.)
+    # One more grant, which the destination refuses: a workspace refuses a user it does not have.
     doc["mlflow"]["permissions"]["permissions"]["access_control_list"].append(
-        {"user_name": "nobody@example.com", "all_permissions": [{"permission_level": "CAN_FLY", "inherited": False}]})
+        {"user_name": "nobody@example.com", "all_permissions": [{"permission_level": "CAN_READ", "inherited": False}]})
     (out / "experiment.json").write_text(json.dumps(doc))
     name = f"/Users/ferry/granted-{unique}"
     done = ferry(import_experiment, "--experiment-name", name, "--input-dir", str(out), "--import-permissions", "True")
     assert done.exit_code == 3, done.output
     failed = [line for line in done.stderr.splitlines() if line.startswith("Failed:")]
     assert len(failed) == 1 and "user 'nobody@example.com'" in failed[0] and f"experiment '{name}'" in failed[0]
+    assert "Principal: UserName(nobody@example.com) does not exist" in failed[0], failed
     dst = TrackingClient("databricks").get_experiment_by_name(name)
     assert dst is not None
     assert direct_grants(w.experiments.get_permissions(dst["experiment_id"])) == {
