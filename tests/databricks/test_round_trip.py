@@ -9,6 +9,7 @@ there is what a real MLflow client wrote; what we write there is read back the s
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from mlflow import MlflowClient
 
 from devstack.databricks import DatabricksWorkspace
 from devstack.mlflow_server import MlflowServer
-from ferry.tracking import TrackingClient
+from ferry.tracking import TrackingClient, TrackingSettings
 from tests.engine.registry_compare import check_links, model_view
 from tests.engine.registry_seed import seed_model
 from tests.engine.seed import run_view, seed_experiment
@@ -166,3 +167,27 @@ def test_workspace_registry_to_open_source(mlflow_dst: MlflowServer, tmp_path: P
     assert done.returncode == 0, done.stderr
     assert model_view(oss, seeded.name) == model_view(workspace, seeded.name)
     check_links(workspace, oss, seeded.name, seeded.name)
+
+
+def test_a_mirror_of_a_workspace(dbx_workspace: DatabricksWorkspace, dbx_clean_env: pytest.MonkeyPatch,
+                                 mlflow_dst: MlflowServer, tmp_path: Path, unique: str) -> None:
+    """`ferry mirror` from a workspace signed in with SRC_DATABRICKS_*: equal runs, then a sync that writes nothing."""
+    name = f"{USER_DIR}/mirrored-{unique}"
+    seeded = seed_experiment("databricks", name, tmp_path / "seed")
+    for variable in ("DATABRICKS_HOST", "DATABRICKS_TOKEN"):  # only the prefixed pair names the source
+        dbx_clean_env.setenv(f"SRC_{variable}", dbx_workspace.env_pat()[variable])
+        dbx_clean_env.delenv(variable)
+    state = tmp_path / "mirror.json"
+    for _ in range(2):
+        done = cli("ferry", "mirror", "--src-mlflow-uri", "databricks", "--dst-mlflow-uri", mlflow_dst.uri,
+                   "--experiments", name, "--models", "", "--prompts", "", "--state-file", str(state), "--once")
+        assert done.returncode == 0, done.stderr
+    workspace = TrackingClient("databricks", TrackingSettings.from_env("SRC_"))
+    oss = TrackingClient(mlflow_dst.uri)
+    exp = oss.get_experiment_by_name(name)
+    assert exp is not None
+    mapping = by_source(oss, exp["experiment_id"])
+    assert sorted(mapping) == sorted(seeded.active_runs)
+    for src_id, dst_id in mapping.items():
+        assert run_view(oss, dst_id) == run_view(workspace, src_id), src_id
+    assert re.search(r"\b0 runs\b", done.stdout), done.stdout  # the second sync found nothing to copy
