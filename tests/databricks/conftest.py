@@ -59,18 +59,18 @@ def dbx_clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Mon
 @pytest.fixture
 def dbx_env_pat(dbx_workspace: DatabricksWorkspace, dbx_clean_env: pytest.MonkeyPatch) -> dict[str, str]:
     """`env_pat()` in os.environ for this test."""
-    env = dbx_workspace.env_pat()
-    for name, value in env.items():
-        dbx_clean_env.setenv(name, value)
-    return env
+    return put_env(dbx_clean_env, dbx_workspace.env_pat())
 
 
 @pytest.fixture
 def dbx_env_oauth(dbx_workspace: DatabricksWorkspace, dbx_clean_env: pytest.MonkeyPatch) -> dict[str, str]:
     """`env_oauth()` in os.environ for this test."""
-    env = dbx_workspace.env_oauth()
+    return put_env(dbx_clean_env, dbx_workspace.env_oauth())
+
+
+def put_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, str]:
     for name, value in env.items():
-        dbx_clean_env.setenv(name, value)
+        monkeypatch.setenv(name, value)
     return env
 
 

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from devstack.databricks import DatabricksWorkspace
 from devstack.mlflow_server import MlflowServer
 from ferry.tracking import TrackingClient, TrackingSettings
+from tests.databricks.conftest import put_env
 from tests.engine.registry_compare import check_links, model_view
 from tests.engine.registry_seed import seed_model
 from tests.engine.seed import run_view, seed_experiment
@@ -33,6 +34,17 @@ def seeded_files(scratch: Path) -> dict[str, bytes]:
     """The parent run's artifacts as `seed_experiment` wrote them (MLmodel aside: import rewrites its run_id)."""
     root = scratch / "parent-artifacts"
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != "MLmodel"}
+
+
+def equal_copies(src: TrackingClient, dst: TrackingClient, experiment: str, runs: list[str]) -> dict[str, str]:
+    """`experiment` at `dst` holds one copy of each of `runs`, equal field by field; source id → copy id."""
+    exp = dst.get_experiment_by_name(experiment)
+    assert exp is not None
+    mapping = by_source(dst, exp["experiment_id"])
+    assert sorted(mapping) == sorted(runs)
+    for src_id, dst_id in mapping.items():
+        assert run_view(dst, dst_id) == run_view(src, src_id), src_id
+    return mapping
 
 
 def test_workspace_to_open_source_and_back(dbx_workspace: DatabricksWorkspace, mlflow_dst: MlflowServer,
@@ -57,12 +69,7 @@ def test_workspace_to_open_source_and_back(dbx_workspace: DatabricksWorkspace, m
     imported = f"from-workspace-{unique}"
     done = cli("import-experiment", "--experiment-name", imported, "--input-dir", str(out), uri=mlflow_dst.uri)
     assert done.returncode == 0, done.stderr
-    exp = oss.get_experiment_by_name(imported)
-    assert exp is not None
-    mapping = by_source(oss, exp["experiment_id"])
-    assert sorted(mapping) == sorted(seeded.all_runs)
-    for src_id, dst_id in mapping.items():
-        assert run_view(oss, dst_id) == run_view(workspace, src_id), src_id
+    mapping = equal_copies(workspace, oss, imported, seeded.all_runs)
     parent_view = run_view(oss, mapping[seeded.parent])
     assert parent_view["artifacts"] == seeded_files(tmp_path / "seed")  # what MLflow's client wrote, byte for byte
 
@@ -74,12 +81,7 @@ def test_workspace_to_open_source_and_back(dbx_workspace: DatabricksWorkspace, m
     for _ in range(2):  # the second import finds every run there and writes none
         done = cli("import-experiment", "--experiment-name", returned, "--input-dir", str(back), uri="databricks")
         assert done.returncode == 0, done.stderr
-    exp = workspace.get_experiment_by_name(returned)
-    assert exp is not None
-    back_mapping = by_source(workspace, exp["experiment_id"])
-    assert sorted(back_mapping) == sorted(mapping.values())
-    for oss_id, ws_id in back_mapping.items():
-        assert run_view(workspace, ws_id) == run_view(oss, oss_id), oss_id
+    back_mapping = equal_copies(oss, workspace, returned, list(mapping.values()))
 
     # MLflow's own Databricks client reads what we uploaded through the workspace's signed URLs.
     ws_parent = back_mapping[mapping[seeded.parent]]
@@ -122,8 +124,7 @@ def test_oauth_tokens_are_refreshed_under_our_requests(short_lived: DatabricksWo
                                                       dbx_clean_env: pytest.MonkeyPatch) -> None:
     """Every request asks the SDK for its headers: a token about to expire is replaced, never sent stale."""
     dbx_clean_env.delenv("DATABRICKS_TOKEN")
-    for name, value in short_lived.env_oauth().items():
-        dbx_clean_env.setenv(name, value)
+    put_env(dbx_clean_env, short_lived.env_oauth())
     client = TrackingClient("databricks")
     short_lived.reset_stats()
     calls, deadline = 0, time.monotonic() + 7
@@ -182,12 +183,6 @@ def test_a_mirror_of_a_workspace(dbx_workspace: DatabricksWorkspace, dbx_clean_e
         done = cli("ferry", "mirror", "--src-mlflow-uri", "databricks", "--dst-mlflow-uri", mlflow_dst.uri,
                    "--experiments", name, "--models", "", "--prompts", "", "--state-file", str(state), "--once")
         assert done.returncode == 0, done.stderr
-    workspace = TrackingClient("databricks", TrackingSettings.from_env("SRC_"))
-    oss = TrackingClient(mlflow_dst.uri)
-    exp = oss.get_experiment_by_name(name)
-    assert exp is not None
-    mapping = by_source(oss, exp["experiment_id"])
-    assert sorted(mapping) == sorted(seeded.active_runs)
-    for src_id, dst_id in mapping.items():
-        assert run_view(oss, dst_id) == run_view(workspace, src_id), src_id
+    equal_copies(TrackingClient("databricks", TrackingSettings.from_env("SRC_")), TrackingClient(mlflow_dst.uri),
+                 name, seeded.active_runs)
     assert re.search(r"\b0 runs\b", done.stdout), done.stdout  # the second sync found nothing to copy

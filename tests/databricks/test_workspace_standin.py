@@ -35,6 +35,7 @@ from mlflow import MlflowClient
 
 from devstack.databricks import DatabricksWorkspace, registered_model_id
 from devstack.mlflow_server import MlflowServer
+from tests.databricks.conftest import put_env
 
 NOTEBOOK = "# Databricks notebook source\nprint('hello')\n\n# COMMAND ----------\n\nx = 1 + 1\n"
 
@@ -77,8 +78,7 @@ def test_refused_credentials(dbx_workspace: DatabricksWorkspace, dbx_env_pat: di
 
 def test_oauth_m2m_tokens_are_refreshed_before_they_expire(short_lived: DatabricksWorkspace,
                                                            dbx_clean_env: pytest.MonkeyPatch) -> None:
-    for name, value in short_lived.env_oauth().items():
-        dbx_clean_env.setenv(name, value)
+    put_env(dbx_clean_env, short_lived.env_oauth())
     w = WorkspaceClient()
     assert w.config.auth_type == "oauth-m2m"
     short_lived.reset_stats()
@@ -97,8 +97,7 @@ def test_an_expired_oauth_token_is_refused(dbx_backend: MlflowServer, dbx_clean_
                                            tmp_path: Path) -> None:
     workspace = DatabricksWorkspace(backend=dbx_backend.uri, root=tmp_path / "ws", token_lifetime=1).start()
     try:
-        for name, value in workspace.env_oauth().items():
-            dbx_clean_env.setenv(name, value)
+        put_env(dbx_clean_env, workspace.env_oauth())
         token = WorkspaceClient().config.oauth_token().access_token
         as_bearer = WorkspaceClient(host=workspace.host, token=token, auth_type="pat")
         assert as_bearer.current_user.me().user_name == workspace.client_id

@@ -25,6 +25,7 @@ from ferry.tracking import TrackingClient
 from ferry.tracking.databricks import is_databricks_uri, refuse_unity_catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S")
 
 
 class OneLineCommand(click.Command):
@@ -237,25 +238,23 @@ def workspace_import_flags(*, permissions: bool = True, notebook_dir: bool = Tru
 def workspace_export(client: TrackingClient, options: WorkspaceExportOptions) -> WorkspaceExport | None:
     """The workspace part of an export from `client`'s server; None, with one warning line, where
     the server is open-source MLflow."""
-    given = options.model_dump()
-    if not any(given.values()):
-        return None
-    if client.workspace is None:
-        warn_databricks_only(**given)
-        return None
-    return WorkspaceExport(client.workspace, options)
+    return _workspace_side(client, options, WorkspaceExport)
 
 
 def workspace_import(client: TrackingClient, options: WorkspaceImportOptions) -> WorkspaceImport | None:
     """The workspace part of an import into `client`'s server; None, with one warning line, where
     the destination is open-source MLflow."""
+    return _workspace_side(client, options, WorkspaceImport)
+
+
+def _workspace_side(client: TrackingClient, options: Any, side: Callable[[Any, Any], S]) -> S | None:
     given = options.model_dump()
     if not any(given.values()):
         return None
     if client.workspace is None:
         warn_databricks_only(**given)
         return None
-    return WorkspaceImport(client.workspace, options)
+    return side(client.workspace, options)
 
 
 def imported(outcome: Outcome, side: WorkspaceImport | None) -> Outcome:

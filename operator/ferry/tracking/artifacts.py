@@ -156,14 +156,8 @@ class _Served:
         return infos
 
     def download(self, path: str, dest: Path) -> int:
-        nbytes = 0
-        response = self.transport.request("GET", f"{SERVED_ROOT}/{quote(self._full(path))}", stream=True,
-                                          what=f"artifact '{path}'")
-        with response, dest.open("wb") as fh:
-            for chunk in response.iter_content(CHUNK):
-                fh.write(chunk)
-                nbytes += len(chunk)
-        return nbytes
+        return _save(self.transport.request("GET", f"{SERVED_ROOT}/{quote(self._full(path))}", stream=True,
+                                            what=f"artifact '{path}'"), dest)
 
     def upload(self, src: Path, path: str) -> int:
         self.transport.request("PUT", f"{SERVED_ROOT}/{quote(self._full(path))}", body=src)
@@ -212,14 +206,8 @@ class _WorkspaceRunArtifacts:
 
     def download(self, path: str, dest: Path) -> int:
         credential = self._credential("read", path)
-        nbytes = 0
-        response = self.signed.request("GET", credential["signed_uri"], headers=_headers(credential), stream=True,
-                                       what=f"artifact '{path}' of run '{self.run_id}'")
-        with response, dest.open("wb") as fh:
-            for chunk in response.iter_content(CHUNK):
-                fh.write(chunk)
-                nbytes += len(chunk)
-        return nbytes
+        return _save(self.signed.request("GET", credential["signed_uri"], headers=_headers(credential), stream=True,
+                                         what=f"artifact '{path}' of run '{self.run_id}'"), dest)
 
     def upload(self, src: Path, path: str) -> int:
         credential = self._credential("write", path)
@@ -249,6 +237,16 @@ class _Unsigned(requests.auth.AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         return request
+
+
+def _save(response: requests.Response, dest: Path) -> int:
+    """A streamed answer's body into `dest`; the number of bytes."""
+    nbytes = 0
+    with response, dest.open("wb") as fh:
+        for chunk in response.iter_content(CHUNK):
+            fh.write(chunk)
+            nbytes += len(chunk)
+    return nbytes
 
 
 def _headers(credential: JsonDict) -> dict[str, str]:
