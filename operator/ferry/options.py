@@ -80,7 +80,48 @@ class Selection(WireModel):
                     or self.evaluation_datasets or self.logged_models or self.traces or self.webhooks)
 
 
-class ExportOptions(WireModel):
+NotebookFormat = Literal["SOURCE", "HTML", "JUPYTER", "DBC"]
+
+
+class WorkspaceExportOptions(WireModel):
+    """What an export carries from a Databricks workspace besides MLflow's objects: the commands' flags.
+
+    An MlflowExport's options have them too; on any other server validation refuses them.
+    """
+
+    notebook_formats: list[NotebookFormat] = Field(
+        default_factory=list,
+        description="Databricks workspaces: formats to export each run's notebook in (mlflow.databricks.notebookPath), "
+        "under the run's artifacts/notebooks/. Empty: no notebooks.",
+    )
+    export_permissions: bool = Field(
+        default=False, description="Databricks workspaces: export the experiments' and registered models' "
+        "permissions (Permissions API)."
+    )
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.notebook_formats or self.export_permissions)
+
+
+class WorkspaceImportOptions(WireModel):
+    """What an import carries into a Databricks workspace besides MLflow's objects: the commands' flags."""
+
+    import_permissions: bool = Field(
+        default=False, description="Databricks workspaces: give the imported experiments and models the exported "
+        "permissions, one access control entry at a time.",
+    )
+    dst_notebook_dir: str | None = Field(
+        default=None, pattern=r"^/", description="Databricks workspaces: the workspace folder to import each run's "
+        "SOURCE notebook into.",
+    )
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.import_permissions or self.dst_notebook_dir)
+
+
+class ExportOptions(WorkspaceExportOptions):
     """How to export; each field is the export commands' flag of the same name."""
 
     run_start_time: str | None = Field(
@@ -129,7 +170,7 @@ class ExportOptions(WireModel):
     )
 
 
-class ImportOptions(WireModel):
+class ImportOptions(WorkspaceImportOptions):
     """How to import; each field is the import commands' flag of the same name."""
 
     import_source_tags: bool = Field(
@@ -165,38 +206,6 @@ class ImportOptions(WireModel):
         ge=0,
         le=3600,
         description="Seconds to wait for each created model version to become READY. Unset or 0: do not wait.",
-    )
-
-
-NotebookFormat = Literal["SOURCE", "HTML", "JUPYTER", "DBC"]
-
-
-class WorkspaceExportOptions(WireModel):
-    """What an export carries from a Databricks workspace besides MLflow's objects: the commands' flags.
-
-    Kept off the resources: their Jobs carry MLflow objects; notebooks and access control lists are
-    objects of the workspace, carried by the commands as mlflow-export-import does.
-    """
-
-    notebook_formats: list[NotebookFormat] = Field(
-        default_factory=list,
-        description="Formats to export each run's notebook in (mlflow.databricks.notebookPath), under the run's "
-        "artifacts/notebooks/. Empty: no notebooks.",
-    )
-    export_permissions: bool = Field(
-        default=False, description="Export the experiments' and registered models' permissions (Permissions API)."
-    )
-
-
-class WorkspaceImportOptions(WireModel):
-    """What an import carries into a Databricks workspace besides MLflow's objects: the commands' flags."""
-
-    import_permissions: bool = Field(
-        default=False, description="Give the imported experiments and models the exported permissions, one "
-        "access control entry at a time.",
-    )
-    dst_notebook_dir: str | None = Field(
-        default=None, pattern=r"^/", description="Workspace folder to import each run's SOURCE notebook into.",
     )
 
 

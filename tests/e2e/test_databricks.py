@@ -3,29 +3,46 @@ holding a configuration file for `databricks://<profile>`, one whose token is re
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service.ml import ExperimentAccessControlRequest, ExperimentPermissionLevel
+from databricks.sdk.service.workspace import ImportFormat, Language
 from mlflow import MlflowClient
 
-from tests.databricks.conftest import dbx_backend, dbx_workspace  # noqa: F401 - the workspace's fixtures
+from tests.databricks.conftest import (  # noqa: F401 - the workspace's fixtures
+    dbx_backend,
+    dbx_clean_env,
+    dbx_env_pat,
+    dbx_workspace,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 TERMINAL = {"Succeeded", "PartiallyFailed", "Failed", "FailedValidation"}
 
 
-def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_workspace, tmp_path: Path,  # noqa: F811
-                                 unique: str) -> None:
+def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_workspace, dbx_env_pat,  # noqa: F811
+                                 tmp_path: Path, unique: str) -> None:
     backend = MlflowClient(dbx_backend.uri)  # runs without artifacts: seeded behind the workspace
-    experiment = f"/Users/ferry@example.com/e2e-{unique}"
+    experiment = f"/Users/{dbx_workspace.user_name}/e2e-{unique}"
+    notebook = f"/Users/{dbx_workspace.user_name}/train-{unique}"
     exp_id = backend.create_experiment(experiment)
     for i in range(3):
-        run_id = backend.create_run(exp_id, run_name=f"run-{i}").info.run_id
+        tags = {"mlflow.databricks.notebookPath": notebook, "mlflow.databricks.notebookRevisionID": "1"}
+        run_id = backend.create_run(exp_id, run_name=f"run-{i}", tags=tags).info.run_id
         for step in range(5):
             backend.log_metric(run_id, "loss", 1.0 / (step + 1 + i), step=step)
         backend.set_terminated(run_id)
+    source = "# Databricks notebook source\nprint('train')\n"
+    sdk = WorkspaceClient()  # the workspace's own objects, seeded through databricks-sdk
+    sdk.workspace.import_(notebook, content=base64.b64encode(source.encode()).decode(), format=ImportFormat.SOURCE,
+                          language=Language.PYTHON)
+    sdk.experiments.update_permissions(exp_id, access_control_list=[ExperimentAccessControlRequest(
+        user_name="reader@example.com", permission_level=ExperimentPermissionLevel.CAN_READ)])
 
     profile = dbx_workspace.write_profile(tmp_path / "databrickscfg", "staging")
     res.secret("dbx-profile", {".databrickscfg": profile.read_text()})
@@ -40,6 +57,7 @@ def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_wo
         res.create("MlflowExport", name, {
             "source": {"trackingUri": uri, **({"credentialsSecret": {"name": secret}} if secret else {})},
             "objects": {"experiments": [experiment]},
+            "options": {"exportPermissions": True, "notebookFormats": ["SOURCE"]},
             "destination": {"pvc": {"claimName": "backups", "subPath": name}},
             "job": {**ca, "backoffLimit": 0},
         })  # fmt: skip
@@ -58,6 +76,11 @@ def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_wo
     out = claim / "from-profile"
     runs = [json.loads(p.read_text()) for p in out.rglob("run.json")]
     assert sorted(len(r["mlflow"]["metrics"]["loss"]) for r in runs) == [5, 5, 5]
+    notebooks = sorted(out.rglob(f"artifacts/notebooks/train-{unique}.source"))
+    assert len(notebooks) == 3 and {n.read_text() for n in notebooks} == {source}
+    exported = json.loads(next(out.rglob("experiment.json")).read_text())["mlflow"]["permissions"]
+    assert {"user_name": "reader@example.com", "all_permissions": [{"permission_level": "CAN_READ", "inherited": False}]} \
+        in exported["permissions"]["access_control_list"]
 
     failed = res.wait_phase("MlflowExport", "refused", TERMINAL, timeout=240)
     assert failed["phase"] == "Failed", failed

@@ -70,6 +70,14 @@ CASES = {
                                                "credentialsSecret": {"name": "dbx"}}),
         "spec.destination.trackingUri: 'databricks://scope:prefix' is not databricks or databricks://<profile>",
     ),
+    "permissions from an open-source server": (
+        changed(MLFLOW_EXPORT, "options", {"exportPermissions": True}),
+        "spec.options: notebookFormats and exportPermissions apply only to a Databricks workspace",
+    ),
+    "notebooks into an open-source server": (
+        changed(MLFLOW_IMPORT, "options", {"dstNotebookDir": "/Shared/runs"}),
+        "spec.options: importPermissions and dstNotebookDir apply only to a Databricks workspace",
+    ),
     "unity catalog": (
         changed(MLFLOW_EXPORT, "source.trackingUri", "databricks-uc"),
         "spec.source.trackingUri: String should match pattern",
@@ -227,4 +235,5 @@ def test_a_mirror_between_two_paths_of_one_host_is_two_servers() -> None:
 @pytest.mark.parametrize("uri", ["databricks", "databricks://prod-workspace"])
 def test_a_databricks_workspace_with_a_credentials_secret_passes(uri: str) -> None:
     kind, spec = changed(MLFLOW_EXPORT, "source", {"trackingUri": uri, "credentialsSecret": {"name": "dbx"}})
+    spec["options"] = {"exportPermissions": True, "notebookFormats": ["SOURCE", "JUPYTER"]}
     assert validate(kind, spec)[1] == []

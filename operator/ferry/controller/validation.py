@@ -175,6 +175,9 @@ def _export_errors(spec: MlflowExportSpec) -> Iterator[str]:
         for field, value in (("runStartTime", options.run_start_time), ("tracesSince", options.traces_since)):
             if value is not None and not _is_time(value):
                 yield f"spec.options.{field}: '{value}' is not an ISO 8601 time or epoch ms"
+        if options.wanted and not is_databricks(spec.source.tracking_uri):
+            yield ("spec.options: notebookFormats and exportPermissions apply only to a Databricks workspace "
+                   "(spec.source.trackingUri databricks or databricks://<profile>)")
     destination = spec.destination
     yield from _one_of("spec.destination", {"pvc": destination.pvc, "s3": destination.s3})
     if destination.pvc is not None:
@@ -208,6 +211,9 @@ def _import_errors(spec: MlflowImportSpec) -> Iterator[str]:
         yield from _s3_errors("spec.source.s3", source.s3)
     if spec.target is not None and spec.target.renames is not None:
         yield from _rename_errors("spec.target.renames", spec.target.renames)
+    if spec.options is not None and spec.options.wanted and not is_databricks(spec.destination.tracking_uri):
+        yield ("spec.options: importPermissions and dstNotebookDir apply only to a Databricks workspace "
+               "(spec.destination.trackingUri databricks or databricks://<profile>)")
 
 
 def _rename_errors(where: str, renames: Renames) -> Iterator[str]:

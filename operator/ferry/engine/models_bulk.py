@@ -193,7 +193,7 @@ def _model_names(models_dir: Path) -> list[str]:
 
 
 def export_selection(client: TrackingClient, out_dir: Path, selection: Selection, options: ExportOptions, *,
-                     workers: int, tracker: Tracker) -> Outcome:
+                     workers: int, tracker: Tracker, workspace: WorkspaceExport | None = None) -> Outcome:
     """Models under ``models/<name>/`` (self-contained, with their runs) and versions under
     ``model_versions/<name>/<version>/``."""
     totals = _Totals()
@@ -203,7 +203,7 @@ def export_selection(client: TrackingClient, out_dir: Path, selection: Selection
     for name in names:
         try:
             totals.add(export_model(client, name, out_dir / MODELS_DIR / name, options, workers=workers,
-                                    tracker=tracker))
+                                    tracker=tracker, workspace=workspace))
         except FerryError as err:
             totals.fail(f"model {name}", err)
     if names:
@@ -244,7 +244,7 @@ def _model_dirs(in_dir: Path) -> list[Path]:
 
 def import_directory(client: TrackingClient, in_dir: Path, options: ImportOptions,
                      target: ImportTarget | None = None, *, workers: int = DEFAULT_WORKERS,
-                     tracker: Tracker) -> Outcome:
+                     tracker: Tracker, workspace: WorkspaceImport | None = None) -> Outcome:
     """Import every model and version `in_dir` holds, in whichever layout, named as `target` says."""
     target = target or ImportTarget()
     renames = target.renames or Renames()
@@ -256,7 +256,8 @@ def import_directory(client: TrackingClient, in_dir: Path, options: ImportOption
         totals.add(import_models(client, in_dir, delete_model=options.delete_model,
                                  experiment_renames=experiment_renames, model_renames=model_renames,
                                  import_source_tags=options.import_source_tags,
-                                 use_src_user_id=options.use_src_user_id, workers=workers, tracker=tracker))
+                                 use_src_user_id=options.use_src_user_id, workers=workers, tracker=tracker,
+                                 workspace=workspace))
     else:
         model_dirs = _model_dirs(in_dir)
         for model_dir in model_dirs:
@@ -265,7 +266,7 @@ def import_directory(client: TrackingClient, in_dir: Path, options: ImportOption
                 name = target.model_name or (rename(src_name, model_renames) if src_name else None)
                 totals.add(import_model(client, model_dir, model_name=name, experiment_name=target.experiment_name,
                                         delete_model=options.delete_model, workers=workers, tracker=tracker,
-                                        **common))
+                                        workspace=workspace, **common))
             except FerryError as err:
                 totals.fail(f"model in {model_dir}", err)
     for version_dir in _version_dirs(in_dir):

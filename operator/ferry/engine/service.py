@@ -32,8 +32,18 @@ from ferry.engine.layout import (
 )
 from ferry.engine.logged_models_bulk import INDEX_FILE as LOGGED_MODELS_INDEX
 from ferry.engine.traces import TRACES_FILE
+from ferry.engine.workspace_objects import WorkspaceExport, WorkspaceImport, reported
 from ferry.errors import FerryError, InputError
-from ferry.options import ALL, ExportOptions, ImportOptions, ImportTarget, Renames, Selection
+from ferry.options import (
+    ALL,
+    ExportOptions,
+    ImportOptions,
+    ImportTarget,
+    Renames,
+    Selection,
+    WorkspaceExportOptions,
+    WorkspaceImportOptions,
+)
 from ferry.outcome import Counts, Outcome, Phase
 from ferry.progress import ProgressSink, Tracker
 from ferry.tracking import TrackingClient
@@ -50,6 +60,7 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
     """
     client = TrackingClient(uri)
     tracker = Tracker(on_progress)
+    workspace = workspace_export(client, options)
     parts: list[Outcome] = []
     if selection.experiments:
         spec = ["all"] if any(e in ALL for e in selection.experiments) else selection.experiments
@@ -58,13 +69,14 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
             export_deleted_runs=options.export_deleted_runs, include_artifacts=options.include_artifacts,
             workers=workers, tracker=tracker, options=options.model_dump(),
             include_logged_models=options.include_logged_models, include_traces=options.include_traces,
-            traces_since=experiments.parse_run_start_time(options.traces_since, "spec.options.tracesSince")).outcome())
+            traces_since=experiments.parse_run_start_time(options.traces_since, "spec.options.tracesSince"),
+            workspace=workspace).outcome())
     run_ids = with_descendants(client, selection.run_ids) if options.check_nested_runs else selection.run_ids
     for run_id in run_ids:
         tracker.add_total()
         try:
             done = run_engine.export_run(client, run_id, out_dir / RUNS_DIR / run_id,
-                                         include_artifacts=options.include_artifacts)
+                                         include_artifacts=options.include_artifacts, workspace=workspace)
             parts.append(Outcome.of(Counts(runs=1, bytes=done.nbytes)))
             tracker.advance()
         except FerryError as err:
@@ -72,7 +84,7 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
             tracker.fail()
     if selection.models or selection.model_versions:
         parts.append(models_bulk.export_selection(client, out_dir, selection, options, workers=workers,
-                                                  tracker=tracker))
+                                                  tracker=tracker, workspace=workspace))
     if selection.prompts:
         parts.append(prompts.export_prompts(client, _names(selection.prompts), out_dir / PROMPTS_DIR,
                                             workers=workers))
@@ -87,7 +99,18 @@ def export_objects(uri: str, out_dir: Path, selection: Selection, options: Expor
                                                     tracker=tracker))
     if selection.webhooks:
         parts.append(webhooks.export_webhooks(client, out_dir / webhooks.WEBHOOKS_DIR, _names(selection.webhooks)))
-    return cut_short(Outcome.combine(parts, path=str(out_dir)), client)
+    return cut_short(reported(Outcome.combine(parts, path=str(out_dir)), workspace), client)
+
+
+def workspace_export(client: TrackingClient, options: ExportOptions) -> WorkspaceExport | None:
+    """The workspace part of a resource's export: validation refuses its options on any other server."""
+    wanted = WorkspaceExportOptions.model_validate(options.model_dump(include=set(WorkspaceExportOptions.model_fields)))
+    return WorkspaceExport(client.workspace, wanted) if client.workspace is not None and wanted.wanted else None
+
+
+def workspace_import(client: TrackingClient, options: ImportOptions) -> WorkspaceImport | None:
+    wanted = WorkspaceImportOptions.model_validate(options.model_dump(include=set(WorkspaceImportOptions.model_fields)))
+    return WorkspaceImport(client.workspace, wanted) if client.workspace is not None and wanted.wanted else None
 
 
 def cut_short(outcome: Outcome, client: TrackingClient) -> Outcome:
@@ -144,6 +167,7 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
     renames = target.renames or Renames()
     client = TrackingClient(uri)
     tracker = Tracker(on_progress)
+    workspace = workspace_import(client, options)
     parts: list[Outcome] = []
     found = False
     one_experiment = (in_dir / experiments.EXPERIMENT_JSON).is_file()
@@ -152,13 +176,13 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
         parts.append(experiments_bulk.import_experiments(
             client, in_dir, renames=renames.experiments, import_source_tags=options.import_source_tags,
             use_src_user_id=options.use_src_user_id, mlmodel_fix=options.mlmodel_fix, workers=workers,
-            tracker=tracker).outcome())
+            tracker=tracker, workspace=workspace).outcome())
     elif one_experiment:
         found = True
         parts.append(experiments.import_experiment(
             client, in_dir, target.experiment_name, import_source_tags=options.import_source_tags,
             use_src_user_id=options.use_src_user_id, mlmodel_fix=options.mlmodel_fix, workers=workers,
-            tracker=tracker).outcome())
+            tracker=tracker, workspace=workspace).outcome())
     run_dirs = [] if one_experiment else _run_dirs(in_dir)
     if run_dirs and not target.experiment_name:
         missing = f"{in_dir} holds single runs: an experiment name to import them into is required"
@@ -179,7 +203,7 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
     if models_bulk.holds_models(in_dir):
         found = True
         parts.append(models_bulk.import_directory(client, in_dir, options, target, workers=workers,
-                                                  tracker=tracker))
+                                                  tracker=tracker, workspace=workspace))
     if (in_dir / PROMPTS_DIR).is_dir():
         found = True
         parts.append(prompts.import_prompts(client, in_dir / PROMPTS_DIR, workers=workers))
@@ -192,7 +216,8 @@ def import_objects(uri: str, in_dir: Path, options: ImportOptions, target: Impor
         parts.append(webhooks.import_webhooks(client, in_dir / webhooks.WEBHOOKS_DIR, secrets=secrets))
     if not found:
         raise InputError(f"{in_dir} is not an export: no experiments.json, experiment.json, run.json or model files")
-    return cut_short(with_not_carried(Outcome.combine(parts, path=str(in_dir)), not_carried(in_dir)), client)
+    outcome = with_not_carried(Outcome.combine(parts, path=str(in_dir)), not_carried(in_dir))
+    return cut_short(reported(outcome, workspace), client)
 
 
 def _import_runs(client: TrackingClient, run_dirs: list[Path], experiment_name: str, options: ImportOptions,
