@@ -17,7 +17,7 @@ import pytest
 
 from devstack.mlflow_server import MlflowServer
 
-pytest_plugins = ["devstack.cluster.pytest_plugin", "devstack.production"]
+pytest_plugins = ["devstack.cluster.pytest_plugin", "devstack.production", "tests.databricks.fixtures"]
 
 MLFLOW_WORKERS = int(os.environ.get("FERRY_TEST_MLFLOW_WORKERS", "1"))
 # Webhooks may point at a receiver on 127.0.0.1 (MLflow allows only public https URLs by default),

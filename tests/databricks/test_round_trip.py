@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from devstack.databricks import DatabricksWorkspace
 from devstack.mlflow_server import MlflowServer
 from ferry.tracking import TrackingClient, TrackingSettings
-from tests.databricks.conftest import put_env
+from tests.databricks.fixtures import put_env
 from tests.engine.registry_compare import check_links, model_view
 from tests.engine.registry_seed import seed_model
 from tests.engine.seed import run_view, seed_experiment

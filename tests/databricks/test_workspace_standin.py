@@ -35,7 +35,7 @@ from mlflow import MlflowClient
 
 from devstack.databricks import DatabricksWorkspace, registered_model_id
 from devstack.mlflow_server import MlflowServer
-from tests.databricks.conftest import put_env
+from tests.databricks.fixtures import put_env
 
 NOTEBOOK = "# Databricks notebook source\nprint('hello')\n\n# COMMAND ----------\n\nx = 1 + 1\n"
 

@@ -13,19 +13,12 @@ from databricks.sdk.service.ml import ExperimentAccessControlRequest, Experiment
 from databricks.sdk.service.workspace import ImportFormat, Language
 from mlflow import MlflowClient
 
-from tests.databricks.conftest import (  # noqa: F401 - the workspace's fixtures
-    dbx_backend,
-    dbx_clean_env,
-    dbx_env_pat,
-    dbx_workspace,
-)
-
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 TERMINAL = {"Succeeded", "PartiallyFailed", "Failed", "FailedValidation"}
 
 
-def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_workspace, dbx_env_pat,  # noqa: F811
+def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_workspace, dbx_env_pat,
                                  tmp_path: Path, unique: str) -> None:
     backend = MlflowClient(dbx_backend.uri)  # runs without artifacts: seeded behind the workspace
     experiment = f"/Users/{dbx_workspace.user_name}/e2e-{unique}"

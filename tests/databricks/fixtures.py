@@ -1,4 +1,5 @@
-"""Fixtures of the Databricks tests: a real MLflow server, and the workspace stand-in over it.
+"""Fixtures of the Databricks tests (a plugin of the whole suite, so the e2e test shares them): a
+real MLflow server, and the workspace stand-in over it.
 
 Both live for the whole session. `dbx_env_pat` / `dbx_env_oauth` put a workspace client's
 environment into ``os.environ`` for one test (databricks-sdk and MLflow read it from there), with
@@ -83,16 +84,21 @@ def dbx_mlflow(dbx_env_pat: dict[str, str], dbx_clean_env: pytest.MonkeyPatch) -
     (``/api/2.0/fs/files/...``), which the workspace does not serve.
     """
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_uris
+    from mlflow.tracking._tracking_service import utils as tracking_uris
     from mlflow.utils.rest_utils import get_workspace_client
 
+    # What was *set* before, not what get_*_uri() resolves now: restoring a resolved default
+    # would pin it (the registry's default for a databricks tracking URI is databricks-uc), and
+    # every later MlflowClient(uri) of the session would send its registry calls there.
+    previous = tracking_uris._tracking_uri, registry_uris._registry_uri
     get_workspace_client.cache_clear()  # MLflow caches SDK clients built from an earlier environment
     dbx_clean_env.setenv("MLFLOW_TRACKING_URI", "databricks")
     dbx_clean_env.setenv("MLFLOW_REGISTRY_URI", "databricks")
     dbx_clean_env.setenv("MLFLOW_DISABLE_DATABRICKS_SDK_FOR_RUN_ARTIFACTS", "true")
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri("databricks")
     mlflow.set_registry_uri("databricks")
     yield
     mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    registry_uris._registry_uri = previous[1]  # set_registry_uri(None) leaves the variable behind
     get_workspace_client.cache_clear()
