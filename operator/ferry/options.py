@@ -89,14 +89,14 @@ class WorkspaceExportOptions(WireModel):
     An MlflowExport's options have them too; on any other server validation refuses them.
     """
 
+    export_permissions: bool = Field(
+        default=False, description="Databricks workspaces: export the experiments' and registered models' "
+        "permissions (Permissions API)."
+    )
     notebook_formats: list[NotebookFormat] = Field(
         default_factory=list,
         description="Databricks workspaces: formats to export each run's notebook in (mlflow.databricks.notebookPath), "
         "under the run's artifacts/notebooks/. Empty: no notebooks.",
-    )
-    export_permissions: bool = Field(
-        default=False, description="Databricks workspaces: export the experiments' and registered models' "
-        "permissions (Permissions API)."
     )
 
     @property
