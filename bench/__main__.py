@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from bench import report, scenarios
+from bench import history, history_report, report, scenarios
 from bench.harness import Measured, run_case
 from bench.stage import Stage
 from bench.tools import REPO
@@ -39,6 +39,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mirror-runs", type=int, default=scenarios.MIRROR_RUNS,
                         help="runs of the large workload the mirror scenario mirrors")
     parser.add_argument("--traces", type=int, default=scenarios.TRACES, help="traces of the traces scenario")
+    parser.add_argument("--history-runs", type=int, default=history.RUNS, help="runs of the history scenario")
+    parser.add_argument("--history-metrics", type=int, default=history.METRICS, help="metric keys per run")
+    parser.add_argument("--history-steps", type=int, default=history.STEPS, help="steps per metric key")
+    parser.add_argument("--history-databricks", action="store_true",
+                        help="history: also export through the Databricks stand-in (a second server, seeded alike)")
     parser.add_argument("--operator-resources", type=int, default=200, help="resources applied at once")
     parser.add_argument("--work-dir", type=Path, help="servers and exports (default: a temporary directory)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -53,6 +58,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be at least 1 and --warmup at least 0")
     args.scenarios = chosen
+    args.history_shape = history.Shape(args.history_runs, args.history_metrics, args.history_steps)
     return args
 
 
@@ -98,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _say(f"bench: starting servers and seeding under {work}")
         cases = scenarios.build(stage, args.scenarios, workload, args.memory_runs, traces=args.traces,
-                                mirror_runs=args.mirror_runs)
+                                mirror_runs=args.mirror_runs, history_shape=args.history_shape,
+                                history_databricks=args.history_databricks)
         for seeded in stage.seeded.values():
             _say(f"bench: seeded {seeded.workload}: {seeded.runs} runs, {seeded.metric_points} metric points "
                  f"in {seeded.seconds:.0f} s")
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stage.stop()
     extra = _operator_targets(work, args.operator_resources) if "operator" in args.scenarios else []
+    if history.HISTORY in args.scenarios:
+        extra += history_report.targets(results, args.history_shape)
     facts = report.machine_facts(args.workers, load_before)
     goals = report.targets(results, args.scenarios, extra)
     described = {}
@@ -126,10 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         described["mirror"] = (f"large at {args.mirror_runs} runs and one run left RUNNING, one experiment; the small "
                                f"change: 10 new runs and 1 000 steps of the running run's metric, through MLflow's "
                                f"client; a new destination server per repetition")
+    if history.HISTORY in args.scenarios:
+        shape = args.history_shape
+        described["history"] = (f"{shape.runs} runs x {shape.metrics} metrics x {shape.steps} steps, no artifacts, "
+                                f"one experiment; seeded through MLflow's client (log_batch of 1 000 points)"
+                                + ("; (e) on a second server seeded alike, behind the Databricks stand-in"
+                                   if args.history_databricks else ""))
     if "operator" in args.scenarios:
         described["operator"] = f"{args.operator_resources} MlflowExports created at once by 16 client threads"
     text = report.render(f"mlflow-ferry benchmark ({mode})", facts, described, results, goals,
                          args.repeats, args.warmup)
+    if history.HISTORY in args.scenarios:
+        text += "\n" + history_report.section(results, args.history_shape, args.workers)
     stem = f"{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}-{mode}"
     path = report.write(args.out, stem, text, results, goals, facts)
     print(text)

@@ -11,6 +11,9 @@
   and the raw REST lower bound of copying them (`bench/trace_lower_bound.py`)
 - ``mirror``: `ferry mirror --once` of 10 000 runs into an empty server, again with nothing changed, again
   after a small change; beside it ferry's export-experiment + import-experiment of the same experiment
+- ``history``: export-experiment of 200 runs x 5 metrics x 1 000 steps with metric histories read in bulk,
+  through the per-metric fallback (8 workers, 1 worker), and by mlflow-export-import (`bench.history`);
+  with --history-databricks also through the local Databricks stand-in
 """
 
 from __future__ import annotations
@@ -19,19 +22,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench import mirror_changes, tools, trace_checks
+from bench import history, mirror_changes, tools, trace_checks
 from bench.harness import Case, Step
 from bench.stage import KIROFRAME_TOKEN, Stage
 from devstack.workload import GROUP, Workload, scaled
 
 SCENARIOS = ("experiment", "model", "kiroframe-export", "kiroframe-push", "lower-bound", "memory", "operator",
-             "traces", "mirror")
+             "traces", "mirror", "history")
 TRACES, TRACE_SPANS = 5000, 5
 MIRROR_RUNS = 10_000
 MIRROR, MIRROR_TOOL, MIRROR_COPY = "mirror", "ferry mirror", "ferry export + import"
 MIRROR_FULL, MIRROR_UNCHANGED, MIRROR_CHANGED = "full copy", "no-change sync", "small-change sync"
 MIRROR_SRC, MIRROR_DST = "mirror-src", "mirror-dst"   # server roles; a repetition's destination is mirror-dst-N
-ALONE = {"memory", "operator", "traces", "mirror"}   # scenarios on servers of their own, not the main workload
+ALONE = {"memory", "operator", "traces", "mirror", "history"}   # scenarios on servers of their own, not the main workload
 TRACE_EXPERIMENT = "traces-5k"
 QUICK_SCENARIOS = ("experiment", "kiroframe-export", "kiroframe-push", "lower-bound")
 
@@ -68,7 +71,8 @@ def _short(tool: tools.Tool) -> str:
 
 
 def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_runs: int, *,
-          traces: int = TRACES, mirror_runs: int = MIRROR_RUNS) -> list[Case]:
+          traces: int = TRACES, mirror_runs: int = MIRROR_RUNS,
+          history_shape: history.Shape = history.DEFAULT_SHAPE, history_databricks: bool = False) -> list[Case]:
     """The cases to run, in order; seeding and starting servers as the scenarios need them."""
     cases: list[Case] = []
     wants_src = set(scenarios) - ALONE
@@ -98,6 +102,8 @@ def build(stage: Stage, scenarios: tuple[str, ...], workload: Workload, memory_r
         cases += _trace_cases(stage, traces)
     if "mirror" in scenarios:
         cases += _mirror_cases(stage, mirror_runs)
+    if history.HISTORY in scenarios:
+        cases += history.cases(stage, history_shape, databricks=history_databricks)
     return cases
 
 
