@@ -79,7 +79,8 @@ def section(results: Sequence[Measured], shape: Shape, workers: int) -> str:
     if (dbx := rows[-1][2]) is not None and dbx.ok:
         lines += ["", f"{rows[-1][0]} reads another server seeded alike, through the stand-in (TLS, a bearer token, a "
                   f"proxy hop served by the benchmark's own process); its requests are those the server behind it "
-                  f"served, which leaves out the stand-in's own answers (`artifacts/list`, one per run)."]
+                  f"served: the stand-in answers `artifacts/list` (one per run) itself, and looks each run up there "
+                  f"once (`runs/get`) the first time it lists the run's artifacts."]
     return "\n".join(lines) + "\n"
 
 
