@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devstack.procs import free_port
-from ferry.errors import NotFoundError, ServerError
+from ferry.errors import NotFoundError, ServerError, UsageError
 from ferry.tracking import ArtifactStore, TrackingClient
 from ferry.tracking.batching import batches
 from ferry.tracking.settings import TrackingSettings
@@ -77,3 +77,14 @@ def test_errors_are_one_line_and_name_the_object(src_client: TrackingClient, no_
     closed = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ServerError, match=rf"cannot reach MLflow at {closed}: Connection refused$"):
         TrackingClient(closed).get_run("x")
+
+
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("FERRY_METRIC_HISTORY", "bulk", "FERRY_METRIC_HISTORY: Input should be 'auto' or 'per-metric' (got 'bulk')"),
+    ("FERRY_HISTORY_WORKERS", "0", "FERRY_HISTORY_WORKERS: Input should be greater than or equal to 1 (got '0')"),
+])
+def test_a_mistyped_knob_is_one_line(monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(UsageError) as caught:
+        TrackingClient("http://127.0.0.1:9")
+    assert caught.value.message == words

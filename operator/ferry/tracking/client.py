@@ -50,7 +50,7 @@ class TrackingClient:
         A Databricks workspace is signed in to through databricks-sdk (`ferry.tracking.databricks`)
         and serves no ``ajax-api``: the per-metric history endpoint is used without asking.
         """
-        settings = settings or TrackingSettings()
+        settings = settings or TrackingSettings.from_env()
         refuse_unity_catalog(uri, "tracking URI")
         self.workspace: Workspace | None = None
         if is_databricks_uri(uri):

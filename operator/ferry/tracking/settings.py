@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, PrivateAttr
+from pydantic import AliasChoices, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ferry.errors import UsageError
 
 
 class TrackingSettings(BaseSettings):
@@ -50,6 +52,15 @@ class TrackingSettings(BaseSettings):
         A mirror talks to two servers, each with its own credentials (the Job gets each server's
         Secret with its own prefix, ``SRC_`` and ``DST_``); our knobs (``FERRY_HTTP_*``) are shared.
         """
+        try:
+            return cls._read(prefix)
+        except ValidationError as err:  # a mistyped knob is the user's: one line, not a traceback
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the environment"
+            raise UsageError(f"{where}: {first['msg']} (got '{first.get('input')}')") from None
+
+    @classmethod
+    def _read(cls, prefix: str) -> Self:
         if not prefix:
             return cls()
         credentials = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",

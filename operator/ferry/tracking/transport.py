@@ -121,7 +121,7 @@ class Transport:
         """`auth` signs every request instead of the MLFLOW_TRACKING_* credentials (a Databricks
         workspace's SDK headers); `credentials` says in errors who that is, never the secret."""
         self.uri = uri.rstrip("/")
-        self.settings = settings or TrackingSettings()
+        self.settings = settings or TrackingSettings.from_env()
         self.auth = auth
         self.credentials = credentials
         self._local = threading.local()
