@@ -240,7 +240,7 @@ def test_open_source_mlflow_gets_one_warning_line(seeded: Seeded, dbx_backend: M
     done = ferry(export_experiment, "--experiment", exp_id, "--output-dir", str(out),
                  "--export-permissions", "True", "--notebook-formats", "SOURCE", uri=dbx_backend.uri)
     assert done.exit_code == 0, done.output
-    assert warnings(done) == ["Warning: --notebook-formats, --export-permissions apply only to Databricks, not to "
+    assert warnings(done) == ["Warning: --export-permissions, --notebook-formats apply only to Databricks, not to "
                               "open-source MLflow; ignored"]
     assert not list(out.rglob("notebooks")) and "permissions" not in json.loads((out / "experiment.json").read_text())
 
