@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from typing import Any
 
 import kopf
@@ -38,14 +37,3 @@ def test_a_look_runs_everything_indexed_and_one_failure_stops_no_other() -> None
     indexes = [{None: [Work(fail, _body("a")), Work(record, _body("b"))]}, {}, {None: [Work(record, _body("c"))]}]
     asyncio.run(look(indexes))
     assert sorted(seen) == ["b", "c"]
-
-
-def test_work_runs_in_the_context_it_was_indexed_in() -> None:
-    """kopf.event needs kopf's per-object context variables; the loop thread must see them."""
-    var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
-    seen: list[str] = []
-    token = var.set("indexed")
-    work = Work(lambda body: seen.append(var.get()), _body("a"))
-    var.reset(token)
-    asyncio.run(look([{None: [work]}]))
-    assert seen == ["indexed"]

@@ -58,21 +58,25 @@ def test_a_refused_progress_patch_does_not_stop_the_work(capsys: pytest.CaptureF
 
 
 class Refused(Exception):
-    """What the Kubernetes client raises for a 403."""
+    """What the Kubernetes client raises for a 403 (or the `status` given)."""
 
-    status = 403
+    def __init__(self, reason: str, status: int = 403) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
-def test_a_just_restarted_api_server_refusing_for_a_moment_delays_the_progress_only() -> None:
-    """Freshly started, an API server answers 403 until its RBAC caches are filled: retried for a while."""
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_just_restarted_api_server_refusing_for_a_moment_delays_the_progress_only(status: int) -> None:
+    """Freshly started, an API server answers 403 until its RBAC caches are filled, and 404 for our
+    resource until it has loaded the CRDs: retried for a while."""
     now, sent = [0.0], []
     refusing = [2]
 
-    def send(status: dict) -> None:
+    def send(progress: dict) -> None:
         if refusing[0]:
             refusing[0] -= 1
-            raise Refused("pods is forbidden")
-        sent.append(status)
+            raise Refused("mlflowexports is forbidden or not found", status)
+        sent.append(progress)
 
     reporter = ProgressReporter(send, interval=0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     reporter(Progress(total=10, done=3))  # refused: kept

@@ -22,15 +22,10 @@ from ferry.controller.resource import Resource
 Poster = Callable[[dict[str, Any], str, str, str], None]  # (object reference, type, reason, message)
 
 
-def post_with_kopf(reference: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    """kopf's Event poster: queued and sent in the background, so a handler never waits for it."""
-    kopf.event(reference, type=type_, reason=reason, message=message)
-
-
 class Executor:
-    def __init__(self, kube: Kube, post: Poster = post_with_kopf, metrics: Metrics | None = None) -> None:
+    def __init__(self, kube: Kube, post: Poster | None = None, metrics: Metrics | None = None) -> None:
         self.kube = kube
-        self.post = post
+        self.post = post or kube.post_event
         self.metrics = metrics
 
     def run(self, resource: Resource, actions: Iterable[Action]) -> None:

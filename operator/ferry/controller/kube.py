@@ -7,9 +7,14 @@ model classes and the same shape kopf hands to handlers, so one set of pure func
 from __future__ import annotations
 
 import json
+import logging
+import socket
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
@@ -18,6 +23,11 @@ from ferry.controller.jobs import KIND_LABEL, NAME_LABEL
 from ferry.kube import load_config, patch_status, read_body
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+REPORTING_COMPONENT = "mlflow-ferry"  # the "From" column of `kubectl describe`
+REPORTING_INSTANCE = socket.gethostname()  # the operator's pod
+EVENT_NAME_PREFIX = "ferry-"
+EVENT_TIMEOUT_SECONDS = 10.0
+log = logging.getLogger("ferry.controller")
 
 
 class StatusNotServed(Exception):
@@ -28,12 +38,60 @@ def _json(response: Any) -> dict[str, Any]:
     return json.loads(read_body(response))
 
 
+def no_such_object(err: ApiException) -> bool:
+    """A 404 that says the object does not exist, not that its kind is not served.
+
+    A kube-apiserver that has just started answers ``404 page not found`` for every custom resource
+    until it has loaded the CRDs; taking that for a deleted object would drop a result.
+    """
+    try:
+        return err.status == 404 and json.loads(err.body).get("reason") == "NotFound"
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
 class Kube:
     def __init__(self, client: kubernetes.client.ApiClient | None = None) -> None:
         self.client = client or load_config()
         self.batch = kubernetes.client.BatchV1Api(self.client)
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
+
+    # --- events -------------------------------------------------------------------------------
+    def post_event(self, reference: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about one of our objects, now; best effort.
+
+        Sent by the handler itself, not queued for kopf's background poster: a result decided while
+        kopf is stopping (its watches lost, `ferry.supervisor`) would be dropped with the
+        queue. A refused or unreachable API server costs a WARNING line, never the status patch
+        or Job mark that follows.
+        """
+        now = datetime.now(UTC).isoformat()
+        body = {
+            "metadata": {"namespace": reference["namespace"], "generateName": EVENT_NAME_PREFIX},
+            "type": type_, "reason": reason, "message": message, "action": reason,
+            "involvedObject": reference, "source": {"component": REPORTING_COMPONENT},
+            "reportingComponent": REPORTING_COMPONENT, "reportingInstance": REPORTING_INSTANCE,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }  # fmt: skip
+        try:
+            read_body(self.core.create_namespaced_event(reference["namespace"], body, _preload_content=False,
+                                                        _request_timeout=EVENT_TIMEOUT_SECONDS))
+        except (ApiException, urllib3.exceptions.HTTPError) as err:
+            log.warning("could not post Event %s on %s/%s: %s", reason, reference.get("kind"), reference.get("name"),
+                        getattr(err, "reason", None) or err)
+
+    # --- discovery ------------------------------------------------------------------------------
+    def unserved(self, kinds: Iterable[Kind]) -> list[Kind]:
+        """Those of `kinds` the API server does not serve: their CRD is not installed, or not loaded yet."""
+        try:
+            listed = _json(self.custom.get_api_resources(GROUP, VERSION, _preload_content=False))
+        except ApiException as err:
+            if err.status == 404:  # not one CRD of the group is served
+                return list(kinds)
+            raise
+        served = {resource["name"] for resource in listed.get("resources", [])}
+        return [kind for kind in kinds if kind.plural not in served]
 
     # --- secrets (metadata only) ---------------------------------------------------------------
     def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
@@ -97,6 +155,7 @@ class Kube:
 
     # --- our resources ------------------------------------------------------------------------
     def get_resource(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, None if it does not exist; an API server not serving its kind yet raises."""
         try:
             return _json(
                 self.custom.get_namespaced_custom_object(
@@ -104,7 +163,7 @@ class Kube:
                 )
             )
         except ApiException as err:
-            if err.status == 404:
+            if no_such_object(err):
                 return None
             raise
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -38,15 +37,10 @@ KOPF_FINALIZER = kopf.OperatorSettings().persistence.finalizer
 
 @dataclass(frozen=True)
 class Work:
-    """One object's periodic look: ``action(body)``, in the kopf context it was indexed in.
-
-    ``kopf.event`` posts through context variables kopf sets only while it handles an object;
-    the loop runs outside of that, so each entry carries the context kopf indexed it in.
-    """
+    """One object's periodic look: ``action(body)``."""
 
     action: Callable[[dict[str, Any]], None]
     body: dict[str, Any]
-    context: contextvars.Context = field(default_factory=contextvars.copy_context, compare=False)
 
     @property
     def name(self) -> str:
@@ -54,7 +48,7 @@ class Work:
         return f"{self.body.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
 
     def run(self) -> None:
-        self.context.copy().run(self.action, self.body)
+        self.action(self.body)
 
 
 def _unstarted(status: dict[str, Any], **_: Any) -> bool:

@@ -70,6 +70,6 @@ class Resource:
         return Resource(self.kind, {**self.body, "status": {k: v for k, v in merged.items() if v is not None}})
 
     def reference(self) -> dict[str, Any]:
-        """The object reference an Event is posted about."""
-        return {"apiVersion": API_VERSION, "kind": self.kind.kind,
-                "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.meta.get("uid")}}
+        """The object reference (``involvedObject``) of an Event posted about this resource."""
+        return {"apiVersion": API_VERSION, "kind": self.kind.kind, "name": self.name, "namespace": self.namespace,
+                "uid": self.meta.get("uid")}

@@ -1,7 +1,7 @@
 """Live progress of a Job, patched into its own resource's ``status.progress``.
 
 Throttled (at most one patch per interval, plus the final state), best effort (a patch refused
-for longer than a restarted API server takes to load its RBAC is reported once and the work goes on), and through the Job's ServiceAccount, which may only
+for longer than a restarted API server takes to load its RBAC and CRDs is reported once and the work goes on), and through the Job's ServiceAccount, which may only
 ``patch`` the ``<kind>/status`` of ferry's resources. An API server that cannot be reached for a
 while (restarted, upgraded) only delays the patches: the state is sent again with the next
 progress, and the final state is retried for up to `final_retry_seconds`, so a resource never
@@ -94,9 +94,10 @@ class ProgressReporter:
         return True
 
     def _briefly_refused(self, err: Exception) -> bool:
-        """A 401/403 within `REFUSAL_GRACE_SECONDS` of the first: an API server that has just started
-        answers before its RBAC caches are filled. Refused for longer, the refusal is real."""
-        if getattr(err, "status", None) not in (401, 403):
+        """A 401/403/404 within `REFUSAL_GRACE_SECONDS` of the first: an API server that has just
+        started answers before its RBAC caches are filled (403) and before it has loaded the CRDs
+        (404 for our resource). Refused for longer, the refusal is real."""
+        if getattr(err, "status", None) not in (401, 403, 404):
             return False
         now = self._clock()
         if self._refused_since is None:
