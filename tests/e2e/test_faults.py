@@ -21,15 +21,18 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
+from kubernetes import client
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from devstack.cluster.pytest_plugin import wait_for
 from devstack.compare import differences, snapshot
 from devstack.mlflow_server import MlflowServer
+from ferry.api.resources import MLFLOW_MIRROR
 from ferry.engine.service import export_objects, import_objects
 from ferry.options import ExportOptions, ImportOptions, Selection
-from tests.e2e.conftest import Operator, Resources
+from tests.e2e.conftest import ROOT, Operator, Resources
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -377,3 +380,56 @@ def test_apiserver_restarted_while_a_job_reports_progress(operator, res, k8s_clu
     imported = import_objects(mlflow_dst.uri, out, ImportOptions())
     assert imported.phase == "Succeeded", imported
     report("kube-apiserver restarted mid-Job", 1, *carried(mlflow_src.uri, mlflow_dst.uri, experiment))
+
+
+def test_a_crd_missing_while_a_job_runs(operator, res, k8s_api, mlflow_src, unique) -> None:
+    """Scenario 5: the MlflowMirror CRD deleted while an export's Job runs, and created again after
+    the Job ended: what the operator sees of an upgrade that re-creates the CRDs and, for a few
+    seconds, of a restarted kube-apiserver that has not loaded them yet (404 for a custom resource,
+    which kopf does not retry). The operator never exits: it watches again after each 404 (one
+    ERROR line each, counted in ferry_watch_restarts_total), then waits, saying for which CRD, and
+    the export's result, decided while it could not watch, is written once the CRD is back, once."""
+    lap = Laps()
+    ext = client.ApiextensionsV1Api(k8s_api)
+    crd = yaml.safe_load((ROOT / "crds" / f"{MLFLOW_MIRROR.crd_name}.yaml").read_text())
+    experiment = small_experiment(mlflow_src.uri, unique, 10)
+    res.claim("backups")
+    res.create("MlflowExport", "unwatched", {
+        "source": {"trackingUri": mlflow_src.uri}, "objects": {"experiments": [experiment]},
+        "destination": {"pvc": {"claimName": "backups", "subPath": "unwatched"}},
+        "job": {"env": [{"name": "FERRY_WORKERS", "value": "1"}]},
+    })  # fmt: skip
+    wait_for(lambda: res.status("MlflowExport", "unwatched").get("phase") == "Running", 120, "the export running")
+    ext.delete_custom_resource_definition(MLFLOW_MIRROR.crd_name)
+    wait_for(lambda: MLFLOW_MIRROR.crd_name not in {c.metadata.name for c in ext.list_custom_resource_definition().items},
+             60, "the CRD gone")
+    lap("MlflowMirror CRD deleted")
+    wait_for(lambda: watch_restarts(operator) >= 1, 60, "the operator watching again after a 404")
+    wait_for(lambda: f"does not serve {MLFLOW_MIRROR.crd_name}" in operator.log(), 60, "the operator waiting for the CRD")
+    wait_for(lambda: all(j.status.succeeded or j.status.failed for j in res.jobs("unwatched")), 120, "the Job to end")
+    lap(f"Job ended; the operator watched again {watch_restarts(operator):.0f} times")
+    assert operator.running
+    ext.create_custom_resource_definition(crd)
+    wait_for(lambda: any(c.type == "Established" and c.status == "True"
+                         for c in ext.read_custom_resource_definition(MLFLOW_MIRROR.crd_name).status.conditions or []),
+             30, "the CRD established again")
+    status = res.wait_phase("MlflowExport", "unwatched", DONE, timeout=120)
+    lap(f"export {status['phase']}")
+    assert status["phase"] == "Succeeded" and status["counts"]["runs"] == 10, status
+    (job,) = res.jobs("unwatched")
+    wait_for(lambda: results(res, "unwatched"), 30, "the result Event")
+    assert results(res, "unwatched") == {job.metadata.name: 1}
+    assert operator.running
+    lines = [line for line in operator.log().splitlines() if "stopped serving the operator's watches" in line]
+    assert lines and all("APINotFoundError: 404 page not found" in line for line in lines), lines[:3]
+    assert len(lines) == wait_for(lambda: max(0, watch_restarts(operator)), 30, "the metrics served")
+    report("a CRD missing while a Job ran", len(lines), 0, 0, [])
+
+
+def watch_restarts(operator: Operator) -> float:
+    """ferry_watch_restarts_total, as the operator's /metrics serves it; -1 between two of its runs."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
+    except requests.ConnectionError:
+        return -1
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("ferry_watch_restarts_total"))

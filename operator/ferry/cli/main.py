@@ -41,7 +41,8 @@ def operator(
     schedule_tick_seconds: float | None,
     standalone: bool,
 ) -> None:
-    """Run the operator (what `kopf run -m ferry.controller` does, with ferry's flags)."""
+    """Run the operator (what `kopf run -m ferry.controller` does, with ferry's flags, started again
+    when a restarting API server ends its watches: `ferry.supervisor`)."""
     if bool(namespaces) == all_namespaces:
         raise click.UsageError("give --namespace (one or more) or --all-namespaces")
     overrides = {
@@ -52,17 +53,25 @@ def operator(
     # Flags win over FERRY_* variables: put them in the environment the settings are read from.
     os.environ.update({k: v for k, v in overrides.items() if v is not None})
     _check_settings()
+    from ferry import supervisor
+
+    if not supervisor.supervised():  # the pod's process: the operator proper runs as its child
+        flags = [*(f"--namespace={ns}" for ns in namespaces), *(["--all-namespaces"] if all_namespaces else []),
+                 *([f"--liveness={liveness}"] if liveness else []), f"--log-format={log_format}",
+                 *(["--verbose"] if verbose else []), "--standalone" if standalone else "--peering"]  # fmt: skip
+        sys.exit(supervisor.supervise([sys.executable, "-m", "ferry.cli.main", "operator", *flags]))
     import kopf
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
     import ferry.controller  # noqa: F401  (registers the handlers)
+    from ferry.controller.stopping import run_once
 
-    kopf.run(
-        standalone=standalone,
-        clusterwide=all_namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness,
-    )
+    code = run_once(
+        standalone=standalone, clusterwide=all_namespaces, namespaces=namespaces, liveness_endpoint=liveness,
+    )  # fmt: skip
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @cli.command()
@@ -115,3 +124,7 @@ def _check_settings() -> None:
         head, *inside = [str(part) for part in first["loc"]]
         where = f"FERRY_{head.upper()}" + (f" ({'.'.join(inside)})" if inside else "")
         raise click.ClickException(f"{where}: {first['msg']}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -18,15 +18,17 @@ from typing import Any
 import kopf
 
 from ferry.api import GROUP
-from ferry.api.resources import MLFLOW_EXPORT, MLFLOW_IMPORT
+from ferry.api.resources import KINDS, MLFLOW_EXPORT, MLFLOW_IMPORT
 from ferry.controller.executor import Executor
 from ferry.controller.jobs import KIND_LABEL
 from ferry.controller.kube import Kube
 from ferry.controller.metrics import Metrics
 from ferry.controller.runtime import Controller
 from ferry.controller.settings import OperatorSettings
+from ferry.supervisor import restarts_so_far
 
 log = logging.getLogger("ferry.controller")
+CRD_WAIT_SECONDS = 10.0
 RESUMED = None  # kopf's event type for objects found by the initial listing (after a restart)
 
 
@@ -38,7 +40,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 48
     settings.watching.server_timeout = 600
     operator_settings = OperatorSettings()
-    memo.metrics = Metrics()
+    memo.metrics = Metrics(watch_restarts=restarts_so_far())
     kube = Kube()
     memo.controller = Controller(kube, operator_settings, executor=Executor(kube, metrics=memo.metrics))
     if operator_settings.metrics_port:
@@ -46,6 +48,22 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
             memo.metrics.serve(operator_settings.metrics_port)
         except OSError as err:  # the work matters more than its metrics
             log.error("metrics are not served: port %s: %s", operator_settings.metrics_port, err.strerror)
+
+
+@kopf.on.startup()
+def require_crds(memo: kopf.Memo, **_: Any) -> None:
+    """Start watching only once every one of our CRDs is served.
+
+    kopf looks up the resources to watch once, when it starts; with scanning disabled, a kind whose
+    CRD was missing then is never watched, even after its CRD is installed. So until all are served
+    (CRDs applied after the operator, re-created by an upgrade, or not yet loaded by a kube-apiserver
+    that has just restarted) the operator waits here, saying which, and watches nothing.
+    """
+    missing = memo.controller.kube.unserved(KINDS)
+    if missing:
+        names = ", ".join(kind.crd_name for kind in missing)
+        raise kopf.TemporaryError(f"the API server does not serve {names} (is the CRD installed?); "
+                                  f"watching nothing until it does", delay=CRD_WAIT_SECONDS)
 
 
 def counted(handler: Callable[..., None]) -> Callable[..., None]:

@@ -90,7 +90,7 @@ class Inventory(Collector):
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, watch_restarts: int = 0) -> None:
         self.registry = registry or CollectorRegistry()
         self.results = Counter("ferry_results", "Finished pieces of work (Jobs) by kind and outcome.",
                                ["kind", "phase"], registry=self.registry)
@@ -102,6 +102,9 @@ class Metrics:
                                 ["kind", "reason"], registry=self.registry)
         self.errors = Counter("ferry_reconcile_errors", "Handler runs that raised (they are retried).",
                               ["handler"], registry=self.registry)
+        self.watch_restarts = Counter("ferry_watch_restarts", "Times the operator started its watches again "
+                                      "because the API server had stopped serving them.", registry=self.registry)
+        self.watch_restarts.inc(watch_restarts)  # counted by the process that outlives them
 
     def watch(self, resources: Callable[[], Iterable[Seen]]) -> None:
         self.registry.register(Inventory(resources))
