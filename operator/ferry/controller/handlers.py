@@ -10,6 +10,7 @@ have deterministic names (a second create is a 409) and a finished Job is marked
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from ferry.api import GROUP
+from ferry.api import GROUP, Kind
 from ferry.api.resources import KINDS, MLFLOW_EXPORT, MLFLOW_IMPORT
 from ferry.controller.executor import Executor
 from ferry.controller.jobs import KIND_LABEL
@@ -25,10 +26,11 @@ from ferry.controller.kube import Kube
 from ferry.controller.metrics import Metrics
 from ferry.controller.runtime import Controller
 from ferry.controller.settings import OperatorSettings
+from ferry.controller.stopping import request_restart
 from ferry.supervisor import restarts_so_far
 
 log = logging.getLogger("ferry.controller")
-CRD_WAIT_SECONDS = 10.0
+CRD_POLL_SECONDS = 5.0
 RESUMED = None  # kopf's event type for objects found by the initial listing (after a restart)
 
 
@@ -51,19 +53,35 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 
 @kopf.on.startup()
-def require_crds(memo: kopf.Memo, **_: Any) -> None:
-    """Start watching only once every one of our CRDs is served.
+async def look_for_missing_crds(memo: kopf.Memo, **_: Any) -> None:
+    """Watch every kind, including one whose CRD is installed after the operator started.
 
-    kopf looks up the resources to watch once, when it starts; with scanning disabled, a kind whose
-    CRD was missing then is never watched, even after its CRD is installed. So until all are served
-    (CRDs applied after the operator, re-created by an upgrade, or not yet loaded by a kube-apiserver
-    that has just restarted) the operator waits here, saying which, and watches nothing.
+    kopf looks up the kinds to watch once, when it starts, and (scanning disabled) never watches
+    a kind whose CRD was missing then, even once it is installed. So a missing CRD is one ERROR
+    line, the other kinds are watched meanwhile, and once the API server serves them all the
+    operator starts again (`ferry.controller.stopping.request_restart`), watching everything.
     """
-    missing = memo.controller.kube.unserved(KINDS)
+    kube = memo.controller.kube
+    missing = await asyncio.to_thread(kube.unserved, KINDS)
     if missing:
-        names = ", ".join(kind.crd_name for kind in missing)
-        raise kopf.TemporaryError(f"the API server does not serve {names} (is the CRD installed?); "
-                                  f"watching nothing until it does", delay=CRD_WAIT_SECONDS)
+        log.error("the API server does not serve %s (is the CRD installed?); the other kinds are watched, "
+                  "and every kind once it does", _names(missing))
+        memo.crd_looker = asyncio.create_task(_restart_once_served(kube, missing))
+
+
+async def _restart_once_served(kube: Kube, missing: list[Kind]) -> None:
+    while True:
+        await asyncio.sleep(CRD_POLL_SECONDS)
+        try:
+            if not await asyncio.to_thread(kube.unserved, missing):
+                request_restart(f"the API server now serves {_names(missing)}")
+                return
+        except Exception as err:  # an API server away for a moment: look again at the next poll
+            log.debug("looking for the missing CRDs: %s", err)
+
+
+def _names(kinds: list[Kind]) -> str:
+    return ", ".join(kind.crd_name for kind in kinds)
 
 
 def counted(handler: Callable[..., None]) -> Callable[..., None]:
