@@ -44,8 +44,10 @@ def test_prometheus_scrapes_phases_results_failures_and_stuck_pods(operator, res
         assert value(prometheus, "sum(ferry_reconcile_errors_total)") in (None, 0.0)
         loaded = {rule["name"]: rule for rule in prometheus.rules()}
         assert set(loaded) == {"FerryScheduleNotSucceeding", "FerryResourceFailed", "FerryJobNotStarting",
-                               "FerryMirrorLagging"}
+                               "FerryMirrorLagging", "FerryOperatorWatchesRestarting"}
         assert loaded["FerryMirrorLagging"]["state"] == "inactive"  # no mirror here
+        assert value(prometheus, "ferry_watch_restarts_total") == 0  # the API server never went away
+        assert loaded["FerryOperatorWatchesRestarting"]["state"] == "inactive"
         wait_for(lambda: {r["name"]: r for r in prometheus.rules()}["FerryJobNotStarting"]["state"] == "pending",
                  30, "the stuck-pod alert pending (it fires after 5m)")
     finally:
