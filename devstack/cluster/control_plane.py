@@ -143,13 +143,7 @@ class Cluster:
         return self
 
     def down(self) -> None:
-        """Stop every recorded process (kubelet first, so it can stop its pods) and any pod left over.
-
-        The pids are read again from the state file: another `Cluster` of the same directory (a
-        fixture that reused this cluster) may have restarted a process and recorded its new pid.
-        """
-        if self.dirs.state_file.exists():
-            self.state = ClusterState(**json.loads(self.dirs.state_file.read_text()))
+        """Stop every recorded process (kubelet first, so it can stop its pods) and any pod left over."""
         pids = self.state.pids if self.state else {}
         if "kubelet" in pids:
             stop_pid(pids["kubelet"], grace=15.0)

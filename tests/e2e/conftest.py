@@ -21,7 +21,7 @@ import yaml
 from kubernetes import client, utils
 from kubernetes.client.exceptions import ApiException
 
-from devstack.cluster.pytest_plugin import k8s_api, k8s_cluster, k8s_namespace, wait_for  # noqa: F401
+from devstack.cluster.pytest_plugin import wait_for
 from devstack.procs import free_port, spawn, stop_pid
 from ferry.api import GROUP, KINDS, VERSION
 from ferry.api.resources import BY_KIND
@@ -31,7 +31,7 @@ RBAC = ROOT / "deploy" / "rbac"
 
 
 @pytest.fixture(scope="session")
-def ferry_crds(k8s_api: client.ApiClient) -> None:  # noqa: F811
+def ferry_crds(k8s_api: client.ApiClient) -> None:
     ext = client.ApiextensionsV1Api(k8s_api)
     for kind in KINDS:
         crd = yaml.safe_load((ROOT / "crds" / f"{kind.crd_name}.yaml").read_text())
@@ -111,7 +111,7 @@ class Operator:
 
 
 @pytest.fixture
-def ferry_ns(k8s_cluster, k8s_api, k8s_namespace: str, ferry_crds: None) -> str:  # noqa: F811
+def ferry_ns(k8s_cluster, k8s_api, k8s_namespace: str, ferry_crds: None) -> str:
     """A namespace with the operator's and the Jobs' ServiceAccounts, Roles and RoleBindings."""
     core = client.CoreV1Api(k8s_api)
     core.create_namespaced_service_account(k8s_namespace, {"metadata": {"name": "ferry-operator"}})
@@ -126,7 +126,7 @@ def ferry_ns(k8s_cluster, k8s_api, k8s_namespace: str, ferry_crds: None) -> str:
 
 
 @pytest.fixture
-def operator(k8s_cluster, ferry_ns: str, tmp_path: Path) -> Iterator[Operator]:  # noqa: F811
+def operator(k8s_cluster, ferry_ns: str, tmp_path: Path) -> Iterator[Operator]:
     kubeconfig = k8s_cluster.serviceaccount_kubeconfig(ferry_ns, "ferry-operator")
     op = Operator(kubeconfig, ferry_ns, tmp_path / "operator.log").start()
     yield op
@@ -198,7 +198,7 @@ class Resources:
 
 
 @pytest.fixture
-def res(k8s_api, ferry_ns: str) -> Resources:  # noqa: F811
+def res(k8s_api, ferry_ns: str) -> Resources:
     return Resources(k8s_api, ferry_ns)
 
 
