@@ -80,8 +80,13 @@ class Operator:
         while it loads its RBAC caches, as any freshly started API server does."""
         self.apiserver_restarts.append((at, at + timedelta(seconds=window)))
 
+    def refusals_expected(self, since: datetime, until: datetime) -> None:
+        """A test took a permission from the operator between `since` and `until`: refusals then are its doing."""
+        self.apiserver_restarts.append((since, until))
+
     def restarting_apiserver(self, line: str) -> bool:
-        """Whether a log line was written while a restarted kube-apiserver was still warming up."""
+        """Whether a log line was written while the operator was refused on purpose (a restarted
+        kube-apiserver still warming up, a permission a test took away)."""
         try:
             logged = datetime.strptime(line[1:20], "%Y-%m-%d %H:%M:%S")
         except ValueError:

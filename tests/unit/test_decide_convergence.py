@@ -29,6 +29,7 @@ from tests.unit.decisions import (
     events,
     job,
     kinds,
+    patches,
     pod,
     resource,
     running_pod,
@@ -266,6 +267,48 @@ def test_scheduled_run_running() -> None:
     patch = the_patch(actions)
     assert (patch["phase"], patch["jobName"], patch["message"]) == ("Running", RUN, f"Job {RUN} is running")
     assert converge(pending.patched(actions[0].status), run_job("Running"), [running_pod()], NOW) == []
+
+
+# --- a run whose tick was cut short: the Job says what the status lacks --------------------------------
+
+
+def unaware(**status: object):
+    """The status as a tick left it when the operator was killed after creating RUN's Job."""
+    stored = {"phase": "Succeeded", "lastScheduleTime": "2024-01-30T03:00:00Z", "active": None, **status}
+    return resource(KIROFRAME_SYNC, SYNC_SPEC, {k: v for k, v in stored.items() if v is not None}, name="sync")
+
+
+def test_a_finished_run_the_status_does_not_know_sets_the_last_schedule_time() -> None:
+    patch = the_patch(converge(unaware(), run_job(), [pod(Outcome())], NOW))
+    assert patch["lastScheduleTime"] == "2024-01-31T03:00:00Z"
+    assert patch["lastResult"]["scheduledTime"] == "2024-01-31T03:00:00Z"
+
+
+def test_a_first_run_the_status_does_not_know_sets_the_last_schedule_time() -> None:
+    patch = the_patch(converge(unaware(lastScheduleTime=None, phase="Pending"), run_job(), [pod(Outcome())], NOW))
+    assert patch["lastScheduleTime"] == "2024-01-31T03:00:00Z"
+
+
+def test_a_running_run_the_status_does_not_know_is_adopted_as_active() -> None:
+    before = unaware(active=[{"name": OTHER, "scheduledTime": "2024-01-30T03:00:00Z"}])
+    actions = converge(before, run_job("Running"), [running_pod()], NOW)
+    adopted, running = patches(actions)
+    assert adopted["lastScheduleTime"] == "2024-01-31T03:00:00Z"
+    assert adopted["active"] == [{"name": OTHER, "scheduledTime": "2024-01-30T03:00:00Z"},
+                                 {"name": RUN, "scheduledTime": "2024-01-31T03:00:00Z"}]
+    assert (running["phase"], running["jobName"]) == ("Running", RUN)
+    after = before.patched(actions[0].status).patched(actions[1].status)
+    assert converge(after, run_job("Running"), [running_pod()], NOW) == []
+
+
+def test_an_older_run_never_moves_the_last_schedule_time_back() -> None:
+    later = unaware(lastScheduleTime="2024-01-31T04:00:00Z")
+    assert "lastScheduleTime" not in the_patch(converge(later, run_job(), [pod(Outcome())], NOW))
+
+
+def test_a_requested_run_moves_no_schedule_mark() -> None:
+    requested = job("sync-now-0123abcd", "Complete", {SCHEDULED: "2024-01-31T11:00:00Z"}, claim=None)
+    assert "lastScheduleTime" not in the_patch(converge(unaware(), requested, [pod(Outcome())], NOW))
 
 
 def test_recorded_run_is_not_reported_again() -> None:

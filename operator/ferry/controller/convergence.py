@@ -4,6 +4,11 @@ A finished Job's result goes into the status and the Job is annotated ``ferry.de
 a recorded Job is never looked at again, so a restarted operator, which sees every Job anew,
 reports nothing twice. One-shot resources have one Job (``status.jobName``); a scheduled one
 has a Job per run and keeps the last run's result in ``status.lastResult``.
+
+A scheduled run's Job also says what the tick that created it wrote: as a CronJob adopts the
+Jobs it finds, a run's Job that the status does not know (an operator killed between creating
+it and patching the status) puts its scheduled time into ``lastScheduleTime`` and, while it
+runs, itself into ``active``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 from ferry.api.status import JobReference, RunResult
 from ferry.controller.actions import Actions, AnnotateJob, DeleteJob, Emit, PatchStatus
 from ferry.controller.cron import format_time, parse_time
-from ferry.controller.jobs import PATH_ANNOTATION, RECORDED_ANNOTATION, SCHEDULED_ANNOTATION
+from ferry.controller.jobs import PATH_ANNOTATION, RECORDED_ANNOTATION, SCHEDULED_ANNOTATION, scheduled_job_name
 from ferry.controller.jobstate import (
     JobState,
     PodState,
@@ -87,17 +92,23 @@ def _converge_scheduled(resource: Resource, job: dict[str, Any], state: JobState
                         now: datetime, start_timeout: float | None = None) -> Actions:
     old = resource.status
     name = job["metadata"]["name"]
+    adopted = _schedule_mark(resource, job)
     if not state.finished:
         pod = pod_state(pods)
         message = _start_timed_out(job, pod, now, start_timeout)
         if message is None:
-            return follow_start(resource, name, state, pod, now)
+            if adopted and not any(ref.name == name for ref in old.active or []):
+                adopted["active"] = [*(old.active or []), JobReference(name=name, scheduled_time=adopted["last_schedule_time"])]
+            if not adopted:
+                return follow_start(resource, name, state, pod, now)
+            patch = resource.new_status(**adopted)
+            return [PatchStatus(patch), *follow_start(resource.patched(patch), name, state, pod, now)]
         # This run failed; the schedule goes on (and, under Forbid, is no longer held back by it).
         completion = format_time(now)
         last = RunResult(phase=Phase.FAILED, job_name=name, scheduled_time=annotation(job, SCHEDULED_ANNOTATION),
                          completion_time=completion, message=message)  # fmt: skip
         status = transition(resource, Phase.FAILED, "Failed", message, now, last_result=last, message=message,
-                            completion_time=completion, active=_without(old.active, name),
+                            completion_time=completion, active=_without(old.active, name), **adopted,
                             **_mirror_fields(resource, None, completion))  # fmt: skip
         return [PatchStatus(status), Emit("Failed", message, warning=True), DeleteJob(name)]
     outcome = _outcome(state, pods)
@@ -106,7 +117,7 @@ def _converge_scheduled(resource: Resource, job: dict[str, Any], state: JobState
     last = RunResult(phase=outcome.phase, job_name=name, scheduled_time=annotation(job, SCHEDULED_ANNOTATION),
                      completion_time=completion, counts=outcome.counts, message=message)  # fmt: skip
     fields: dict[str, Any] = dict(counts=outcome.counts, message=message, failed=outcome.failed or None,
-                                  completion_time=completion, active=_without(old.active, name))  # fmt: skip
+                                  completion_time=completion, active=_without(old.active, name), **adopted)  # fmt: skip
     if outcome.phase is not Phase.FAILED:
         fields["last_successful_time"] = completion
         if resource.kind.kind == "MlflowExport":
@@ -117,6 +128,26 @@ def _converge_scheduled(resource: Resource, job: dict[str, Any], state: JobState
     fields.update(_mirror_fields(resource, outcome, completion))
     status = transition(resource, outcome.phase, outcome.phase.value, message, now, last_result=last, **fields)
     return _record(outcome, name, message, status)
+
+
+def _schedule_mark(resource: Resource, job: dict[str, Any]) -> dict[str, Any]:
+    """``lastScheduleTime`` from `job` when the tick that created it could not write it: the run's
+    scheduled time, if later than the status says.
+
+    Only a run of the schedule counts (its Job is named after its scheduled time); a run asked for
+    by ``ferry.dev/sync-now`` moves no schedule mark.
+    """
+    due = annotation(job, SCHEDULED_ANNOTATION)
+    try:
+        due_time = parse_time(due) if due else None
+    except ValueError:
+        return {}
+    if due_time is None or job["metadata"]["name"] != scheduled_job_name(resource.name, int(due_time.timestamp())):
+        return {}
+    last = resource.status.last_schedule_time
+    if last is not None and parse_time(last) >= due_time:
+        return {}
+    return {"last_schedule_time": due}
 
 
 def _mirror_fields(resource: Resource, outcome: Outcome | None, completion: str) -> dict[str, Any]:
