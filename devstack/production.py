@@ -22,12 +22,12 @@ ordinary user sees only experiments they were granted (``grant_experiment_permis
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devstack.missing import missing
 from devstack.mlflow_server import BasicAuth, MlflowServer
 from devstack.postgres import PostgresCluster
 from devstack.s3 import S3Server
@@ -98,10 +98,7 @@ def mlflow_prod_direct(tmp_path_factory: pytest.TempPathFactory, postgres: Postg
 def mlflow2_src(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """An MLflow 2.22 tracking server (sqlite, proxied local artifacts)."""
     if not MLFLOW2_PYTHON.exists():
-        reason = f"MLflow 2.22 is not installed in {MLFLOW2_PYTHON.parents[1]} (run hack/install-mlflow2.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(f"MLflow 2.22 is not installed in {MLFLOW2_PYTHON.parents[1]} (run hack/install-mlflow2.sh)")
     server = MlflowServer(root=tmp_path_factory.mktemp("mlflow2-src"), python=str(MLFLOW2_PYTHON)).start()
     yield server
     server.stop()

@@ -7,11 +7,19 @@ from pathlib import Path
 import pytest
 
 from devstack.cluster.pytest_plugin import wait_for
+from devstack.missing import missing
 from devstack.procs import free_port
 from devstack.prometheus import PrometheusServer, available
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow,
-              pytest.mark.skipif(not available(), reason="Debian's prometheus is not installed (hack/setup.sh)")]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("needs_prometheus")]
+
+
+@pytest.fixture
+def needs_prometheus() -> None:
+    if not available():
+        missing("prometheus is not installed (Debian's prometheus, hack/setup.sh)")
+
+
 ALERTS = Path(__file__).resolve().parents[2] / "charts" / "mlflow-ferry" / "files" / "alerts.yaml"
 
 

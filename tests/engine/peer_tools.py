@@ -11,7 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
+from devstack.missing import missing
 
 PEER_BIN = Path(__file__).resolve().parents[2] / ".peers" / "mlflow-export-import" / "bin"
 
@@ -19,10 +19,7 @@ PEER_BIN = Path(__file__).resolve().parents[2] / ".peers" / "mlflow-export-impor
 def require_peer() -> Path:
     """The peer's bin directory; skip (fail under CI) when it is not installed."""
     if not (PEER_BIN / "export-model").is_file():
-        reason = f"mlflow-export-import is not installed in {PEER_BIN.parent} (run hack/install-peers.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(f"mlflow-export-import is not installed in {PEER_BIN.parent} (run hack/install-peers.sh)")
     return PEER_BIN
 
 

@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
 from devstack.compare import differences
+from devstack.missing import missing
 from devstack.mlflow_server import MlflowServer
 from devstack.production import MLFLOW2_PYTHON
 from ferry.cli.all import export_all, import_all
@@ -177,7 +178,7 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
 def mlflow2_server(tmp_path: Path) -> Iterator[MlflowServer]:
     """A fresh MLflow 2.22 server: the whole of it is exported (the session's shared one holds other tests')."""
     if not MLFLOW2_PYTHON.exists():
-        pytest.skip(f"MLflow 2.22 is not installed in {MLFLOW2_PYTHON.parents[1]} (run hack/install-mlflow2.sh)")
+        missing(f"MLflow 2.22 is not installed in {MLFLOW2_PYTHON.parents[1]} (run hack/install-mlflow2.sh)")
     server = MlflowServer(tmp_path / "mlflow2", python=str(MLFLOW2_PYTHON)).start(timeout=START_TIMEOUT)
     try:
         yield server

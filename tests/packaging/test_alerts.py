@@ -10,20 +10,26 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.missing import missing
 from tests.packaging.helm import CHART, ERROR, chart_copy_with_values, lint
 
 HERE = Path(__file__).resolve().parent
-needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="Debian's prometheus is not installed")
 
 
-@needs_promtool
+@pytest.fixture
+def needs_promtool() -> None:
+    if shutil.which("promtool") is None:
+        missing("promtool is not installed (Debian's prometheus, hack/setup.sh)")
+
+
+@pytest.mark.usefixtures("needs_promtool")
 def test_promtool_checks_the_rules() -> None:
     done = subprocess.run(["promtool", "check", "rules", str(CHART / "files" / "alerts.yaml")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "SUCCESS: 5 rules found" in done.stdout, done.stdout + done.stderr
 
 
-@needs_promtool
+@pytest.mark.usefixtures("needs_promtool")
 def test_promtool_unit_tests_of_the_rules() -> None:
     done = subprocess.run(["promtool", "test", "rules", "alerts_test.yaml"], cwd=HERE, capture_output=True,
                           text=True, timeout=60)
