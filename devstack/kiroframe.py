@@ -171,6 +171,11 @@ class KiroframeStandIn:
         with self._lock:
             self._faults.outage = _Outage(seconds, status, retry_after, after)
 
+    def end_outage(self) -> None:
+        """End the outage `fail_for` began, now: the next request is served."""
+        with self._lock:
+            self._faults.outage = None
+
     def hold_after(self, n: int) -> None:
         """Once `n` records in total were accepted, keep every further request waiting."""
         with self._lock:

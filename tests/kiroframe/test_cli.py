@@ -69,10 +69,10 @@ def test_flags_win_over_environment_and_bad_values_are_one_line(monkeypatch: pyt
 
 
 def test_refused_token_fails_in_seconds_before_anything_is_exported(
-        mlflow_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, tmp_path: Path) -> None:
+        kiroframe_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, tmp_path: Path) -> None:
     wrong = "wrong-token-81f3c0"
     began = time.monotonic()
-    result = kiroframe_importer("--tracking-url", mlflow_src.uri, "--kiroframe-url", kiroframe.url,
+    result = kiroframe_importer("--tracking-url", kiroframe_src.uri, "--kiroframe-url", kiroframe.url,
                                 "--base-dir", str(tmp_path / "out"), "--incremental",
                                 env=clean_env(tmp_path, PROFILING_TOKEN=wrong))
     took = time.monotonic() - began
@@ -88,7 +88,7 @@ def test_refused_token_fails_in_seconds_before_anything_is_exported(
           "records lost 0, duplicated 0")
 
     # With the right token the sync exports and pushes, and only then the watermark is saved.
-    again = kiroframe_importer("--tracking-url", mlflow_src.uri, "--kiroframe-url", kiroframe.url,
+    again = kiroframe_importer("--tracking-url", kiroframe_src.uri, "--kiroframe-url", kiroframe.url,
                                "--base-dir", str(tmp_path / "out"), "--incremental",
                                env=clean_env(tmp_path, PROFILING_TOKEN=TOKEN))
     assert again.returncode == 0, again.stderr

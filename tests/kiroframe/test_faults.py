@@ -83,7 +83,7 @@ def test_a_refused_token_leaves_an_interrupted_push_for_the_next_sync(
     first = run_sync(settings_for(retry_seconds=0.3, incremental=True))
     assert first.phase == "Failed"
     folder = Path(first.path)
-    kiroframe.fail_for(0)
+    kiroframe.end_outage()
 
     refused = run_sync(settings_for(profiling_token="wrong-token", incremental=True))
     assert refused.phase == "Failed" and "refused the profiling token" in refused.message
@@ -179,7 +179,7 @@ def test_the_lock_names_another_process_and_is_free_once_it_exits(tmp_path: Path
 
 
 def test_the_partial_folder_of_a_killed_export_is_removed_by_the_next_sync(
-        mlflow_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, tmp_path: Path,
+        kiroframe_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, tmp_path: Path,
         unanswering: str, settings_for) -> None:
     base = tmp_path / "exports"
     args = [COMMAND, "--tracking-url", unanswering, "--kiroframe-url", kiroframe.url, "--base-dir", str(base)]
@@ -229,7 +229,7 @@ def test_a_sync_waiting_for_the_lock_does_not_touch_the_holders_partial_folder(
 
 
 OUTAGES = {"503": (503, None), "429 Retry-After 0.1 s": (429, 0.1), "dropped connections": (DROP_CONNECTION, None)}
-OUTAGE_SECONDS, RETRY_SECONDS = 2.0, 0.5
+OUTAGE_SECONDS, RETRY_SECONDS = 60.0, 0.5  # the outage lasts until the test ends it
 
 
 @pytest.mark.parametrize("fault", list(OUTAGES))
@@ -251,14 +251,14 @@ def test_an_outage_longer_than_the_retry_window_keeps_the_rest_for_the_next_sync
     assert len(acknowledged) < len(expected_keys(folder))  # the rest is kept for the next sync
     assert (folder / PENDING).exists() and not settings.state_path.exists()
 
-    time.sleep(OUTAGE_SECONDS + 0.1)  # the outage began before the first sync ended: it is over now
+    kiroframe.end_outage()
     second = run_sync(settings)
     assert second.phase == "Succeeded" and second.path == str(folder), second.message
     assert second.message.startswith("finished an interrupted push")
     lost, duplicated = lost_and_duplicated(kiroframe, folder)
     assert (lost, duplicated) == (0, 0)
     assert json.loads(settings.state_path.read_text())["watermark"] == second.watermark
-    print(f"faults: {fault} on every request for {OUTAGE_SECONDS:g} s after {after} records "
+    print(f"faults: {fault} on every request after {after} records, past the first sync "
           f"(retry window {RETRY_SECONDS:g} s), {len(acknowledged)} acknowledged before; "
           f"records lost {lost}, duplicated {duplicated}")
 

@@ -18,14 +18,14 @@ def sent_runs(kiroframe: KiroframeStandIn, experiment_ids: set[str]) -> set[str]
 
 
 def test_second_sync_sends_new_and_running_runs_with_every_summary_and_the_models(
-        mlflow_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, settings_for) -> None:
+        kiroframe_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, settings_for) -> None:
     ours = set(seeded.experiments.values())
     first = run_sync(settings_for(incremental=True))
     assert first.phase == "Succeeded" and first.watermark is not None
     assert sent_runs(kiroframe, ours) == set(seeded.runs.values())  # no state yet: everything
 
     vision = next(i for n, i in seeded.experiments.items() if "vision" in n)
-    client = MlflowClient(tracking_uri=mlflow_src.uri)
+    client = MlflowClient(tracking_uri=kiroframe_src.uri)
     new = client.create_run(vision, run_name="after-first-sync")
     client.log_metric(new.info.run_id, "loss", 0.1, step=0)
     client.set_terminated(new.info.run_id)

@@ -52,9 +52,9 @@ def test_a_refused_record_is_listed_and_the_rest_still_arrive(
 
 
 def test_killed_in_the_middle_of_a_push_the_rerun_sends_only_the_rest(
-        mlflow_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, tmp_path: Path) -> None:
+        kiroframe_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, tmp_path: Path) -> None:
     base = tmp_path / "out"
-    args = [COMMAND, "--tracking-url", mlflow_src.uri, "--kiroframe-url", kiroframe.url, "--base-dir", str(base),
+    args = [COMMAND, "--tracking-url", kiroframe_src.uri, "--kiroframe-url", kiroframe.url, "--base-dir", str(base),
             "--workers", "3", "--incremental"]
     env = clean_env(tmp_path, PROFILING_TOKEN=TOKEN, KIROFRAME_BACKOFF_SECONDS="0.05")
     hold = len(seeded.experiments) + 2  # past the summaries, into the runs

@@ -28,7 +28,7 @@ def iso(ms: int | None) -> str | None:
 
 
 def test_full_sync_writes_the_original_files_and_sends_every_record(
-        mlflow_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, settings_for) -> None:
+        kiroframe_src: MlflowServer, seeded: Seeded, kiroframe: KiroframeStandIn, settings_for) -> None:
     progress: list[Progress] = []
     outcome = run_sync(settings_for(), on_progress=progress.append)
 
@@ -38,7 +38,7 @@ def test_full_sync_writes_the_original_files_and_sends_every_record(
         "artifacts", "artifacts_manifest.json", "delivery.jsonl", "experiment_summary.json",
         "experiments_runs_datasets.json", "export.log", "models.json", "runs.csv", "runs.json",
         "runs_basic.csv", "summary.json"])
-    client = MlflowClient(tracking_uri=mlflow_src.uri, registry_uri=mlflow_src.uri)
+    client = MlflowClient(tracking_uri=kiroframe_src.uri, registry_uri=kiroframe_src.uri)
     ours = set(seeded.experiments.values())
 
     # runs.json: every field against what MLflow's own client reads, run by run.
@@ -133,7 +133,7 @@ def test_full_sync_writes_the_original_files_and_sends_every_record(
     assert summary["posted"] == len(summaries) + len(all_runs) + 1
 
     # The stand-in got every record once, in the protocol's shape.
-    source_id = hashlib.md5(mlflow_src.uri.encode()).hexdigest()[:10]
+    source_id = hashlib.md5(kiroframe_src.uri.encode()).hexdigest()[:10]
     assert all(count == 1 for count in kiroframe.deliveries().values())
     sent_runs = {r["line"]["run_id"]: r for r in kiroframe.records(2)}
     assert sent_runs.keys() == {r["run_id"] for r in all_runs}
