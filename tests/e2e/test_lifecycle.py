@@ -3,7 +3,6 @@ middle of a Job (operator restarts in the middle of one: test_faults.py)."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from mlflow import MlflowClient
@@ -51,8 +50,11 @@ def test_kiroframe_sync_schedule(operator, res, mlflow_src, kiroframe, unique) -
     wait_for(lambda: not res.status("KiroframeSync", "sync").get("active"), 60, "active run to finish")
     names = {j.metadata.name for j in res.jobs("sync")}
     last = res.status("KiroframeSync", "sync")["lastScheduleTime"]
-    wait_for(lambda: res.status("KiroframeSync", "sync")["nextScheduleTime"] > last, 30, "time to pass")
-    time.sleep(8)  # more than one scheduled time passes while suspended
+    passed = [wait_for(lambda: (n := res.status("KiroframeSync", "sync")["nextScheduleTime"]) > last and n, 30,
+                       "the operator's look past the last run")]
+    for _ in range(2):  # two scheduled times pass while suspended, each looked at by the operator
+        passed.append(wait_for(lambda: (n := res.status("KiroframeSync", "sync")["nextScheduleTime"]) > passed[-1]
+                               and n, 30, f"the operator's look past the scheduled time {passed[-1]}"))
     assert {j.metadata.name for j in res.jobs("sync")} <= names
     assert res.status("KiroframeSync", "sync")["lastScheduleTime"] == last
 
@@ -113,7 +115,7 @@ def test_a_pod_that_cannot_start_is_pending_with_its_reason_then_failed(operator
     })  # fmt: skip
     res.create("MlflowExport", "nightly-no-claim", {  # a schedule's run times out the same way
         "source": source, "objects": {"experiments": ["x"]}, "destination": {"pvc": {"claimName": "missing-claim"}},
-        "schedule": "* * * * *", "job": {"startTimeoutSeconds": 20},
+        "schedule": "* * * * * */5", "job": {"startTimeoutSeconds": 20},
     })  # fmt: skip
     expected = {"no-secret": ("CreateContainerConfigError", 'secret "missing-credentials" not found'),
                 "no-claim": ("ContainerCreating", 'persistentvolumeclaim "missing-claim" not found')}

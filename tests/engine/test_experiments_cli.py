@@ -118,7 +118,7 @@ def test_killed_import_resumes_to_exactly_the_source_set(mlflow_src: MlflowServe
 def test_import_killed_again_and_again_leaves_nothing_a_later_export_takes_for_data(
         mlflow_src: MlflowServer, mlflow_dst: MlflowServer, dst_client: TrackingClient, tmp_path: Path,
         unique: str) -> None:
-    """SIGKILL every few hundred milliseconds, 4 workers, rerun each time: in the end exactly the
+    """SIGKILL each time it has created 3 more runs, 4 workers, rerun each time: in the end exactly the
     source runs are active, every deleted run is a marked leftover, and an export of the destination
     with deleted runs carries exactly the source runs."""
     from mlflow import MlflowClient
@@ -134,18 +134,23 @@ def test_import_killed_again_and_again_leaves_nothing_a_later_export_takes_for_d
     name = f"kills-{unique}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_dst.uri}
     argv = [str(BIN / "import-experiment"), "--experiment-name", name, "--input-dir", str(out), "--workers", "4"]
-    kills, wait = 0, 0.6  # the command takes about half a second to start
-    while True:
+
+    def created() -> int:
+        exp = dst_client.get_experiment_by_name(name)
+        return len(list(dst_client.search_runs([exp["experiment_id"]], run_view_type="ALL"))) if exp else 0
+
+    kills, at_kill = 0, 0
+    while True:  # killed each time it has created 3 more runs, until 4 kills; the last run finishes
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + 120
+        while kills < 4 and proc.poll() is None and time.monotonic() < deadline and created() < at_kill + 3:
+            time.sleep(0.02)
+        if proc.poll() is None and kills < 4:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            kills += 1
-            wait += 0.3
+            kills, at_kill = kills + 1, created()
             continue
-        assert proc.returncode == 0
+        assert proc.wait(timeout=120) == 0
         break
     exp = dst_client.get_experiment_by_name(name)
     assert exp is not None
