@@ -146,13 +146,15 @@ def test_a_databricks_workspace_gets_its_secret_as_environment_and_its_configura
 
 
 def test_job_names_are_deterministic_and_fit_a_label() -> None:
+    """The same name in every operator process, restarted or not (the sha1 of the uid, never a
+    per-process hash), or a restarted operator would start a second Job for the same work."""
     long = "a" * 80
-    assert one_shot_job_name("nightly", "uid-1") == one_shot_job_name("nightly", "uid-1")
+    assert one_shot_job_name("nightly", "uid-1") == "nightly-f0552"
     assert one_shot_job_name("nightly", "uid-1") != one_shot_job_name("nightly", "uid-2")
     assert len(one_shot_job_name(long, "u")) <= 63
     assert scheduled_job_name("sync", 1700000000) == "sync-1700000000"
     assert len(scheduled_job_name(long, 1700000000)) <= 63
-    assert sync_now_job_name("standby", "uid-1", "cut-over") == sync_now_job_name("standby", "uid-1", "cut-over")
+    assert sync_now_job_name("standby", "uid-1", "cut-over") == "standby-now-6f96c6eb"
     assert sync_now_job_name("standby", "uid-1", "cut-over") != sync_now_job_name("standby", "uid-1", "again")
     assert sync_now_job_name("standby", "uid-1", "x") != sync_now_job_name("standby", "uid-2", "x")
     assert sync_now_job_name("standby", "uid-1", "x").startswith("standby-now-")
