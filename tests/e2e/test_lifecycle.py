@@ -3,7 +3,6 @@ middle of a Job (operator restarts in the middle of one: test_faults.py)."""
 
 from __future__ import annotations
 
-
 import pytest
 from mlflow import MlflowClient
 

@@ -19,7 +19,12 @@ from typing import Any
 from ferry.api.status import JobReference, RunResult
 from ferry.controller.actions import Actions, AnnotateJob, DeleteJob, Emit, PatchStatus
 from ferry.controller.cron import format_time, parse_time
-from ferry.controller.jobs import PATH_ANNOTATION, RECORDED_ANNOTATION, SCHEDULED_ANNOTATION, scheduled_job_name
+from ferry.controller.jobs import (
+    PATH_ANNOTATION,
+    RECORDED_ANNOTATION,
+    SCHEDULED_ANNOTATION,
+    scheduled_job_name,
+)
 from ferry.controller.jobstate import (
     JobState,
     PodState,
