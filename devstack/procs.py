@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -11,12 +12,33 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+PORTS_FROM = 20000  # below the kernel's ephemeral range (32768 and up by default)
+PORTS_PER_WORKER = 1500
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    """Ask the kernel for a free TCP port on 127.0.0.1."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free TCP port on 127.0.0.1, from a slice of ports of this test worker's own.
+
+    A server is started on a port picked before it binds. A port the kernel hands out (bind to 0)
+    comes from its ephemeral range, where, in between, another parallel test worker may be handed
+    the same one, or an outgoing connection take it. So each pytest-xdist worker (and its child
+    processes) picks from its own slice below that range, never twice in one process.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    first = PORTS_FROM + PORTS_PER_WORKER * (index % 8)
+    candidates = [p for p in range(first, first + PORTS_PER_WORKER) if p not in _handed_out]
+    random.shuffle(candidates)
+    for port in candidates:
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port left in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
 def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,

@@ -54,6 +54,17 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     server.stop()
 
 
+EXPORTS_BUCKET = "ferry-exports"
+
+
+@pytest.fixture(scope="session")
+def exports_bucket(s3: S3Server) -> str:
+    """A bucket for exports and imports that need no tracking server on S3; tests write under
+    prefixes of their own."""
+    s3.create_bucket(EXPORTS_BUCKET)
+    return EXPORTS_BUCKET
+
+
 # Creating MLflow's tables in PostgreSQL and the auth app's admin takes a while, and minutes on a
 # machine busy with other tests; the plain servers' two minutes are not always enough.
 START_TIMEOUT = 300.0

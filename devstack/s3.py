@@ -27,6 +27,7 @@ import requests
 from devstack.procs import free_port, serve_until_interrupted, spawn, stop_pid, wait_until
 
 REGION = "us-east-1"
+VOLUME_GROWTH = "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n"
 
 
 def weed_binary() -> str:
@@ -82,6 +83,9 @@ class S3Server:
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))
         config.chmod(0o600)
+        # The master reads master.toml from its working directory: a bucket gets one volume when
+        # it is first written to, not seven, so the sixteen volumes hold a dozen buckets.
+        (self.root / "master.toml").write_text(VOLUME_GROWTH)
         argv = [
             weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
             f"-master.port={free_port()}", f"-master.port.grpc={free_port()}",

@@ -26,6 +26,19 @@ WEBHOOK_ENV = {"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_A
                "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
 
 
+CLUSTER_FIXTURES = {"k8s_cluster", "k8s_buildable"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under parallel workers (``make test``: pytest-xdist with ``--dist loadgroup``) every test of
+    the local cluster runs on one worker: one control plane for the run, and the tests that restart
+    its kube-apiserver or re-create its CRDs never pull it from under another test."""
+    for item in items:
+        if item.get_closest_marker("cluster") or CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+
+
 @pytest.fixture(scope="session")
 def mlflow_src(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """The source tracking server; unlike the destination (and MLflow's default) it accepts custom scorer code."""

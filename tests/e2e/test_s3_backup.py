@@ -16,8 +16,6 @@ from mlflow import MlflowClient
 
 from devstack.cluster.logs import read_log
 from devstack.cluster.pytest_plugin import wait_for
-from devstack.mlflow_server import MlflowServer
-from devstack.production import DIRECT_BUCKET
 from devstack.s3 import REGION, S3Server
 from tests.e2e.test_export_import import seed
 
@@ -27,9 +25,8 @@ FINISHED = {"Succeeded", "PartiallyFailed", "Failed"}
 
 
 @pytest.fixture
-def bucket(mlflow_prod_direct: MlflowServer) -> str:
-    """The direct production server's bucket (that fixture creates it; no bucket of our own)."""
-    return DIRECT_BUCKET
+def bucket(exports_bucket: str) -> str:
+    return exports_bucket
 
 
 def test_export_to_a_bucket_then_import_it_by_export_ref(operator, res, k8s_cluster, mlflow_src, mlflow_dst,

@@ -71,15 +71,11 @@ def one_line(err: FerryError, *words: str) -> None:
 
 
 @pytest.fixture
-def bucket(mlflow_prod_direct: MlflowServer, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The direct server's bucket, with the S3 server's endpoint and keys in the environment.
-
-    Each test writes under a prefix of its own. No bucket of our own: SeaweedFS grows seven
-    volumes for every bucket written to and the test store has sixteen, which the two
-    production servers' buckets already nearly use up.
-    """
+def bucket(exports_bucket: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's exports bucket, with the S3 server's endpoint and keys in the environment.
+    Each test writes under a prefix of its own."""
     use_env(monkeypatch, s3.env())
-    return DIRECT_BUCKET
+    return exports_bucket
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ skips the runs it had finished; wrong keys, an unknown bucket, an unreachable en
 plain endpoint and a prefix that holds someone else's objects are one line and a non-zero exit,
 with nothing written. `prune` keeps the newest finished exports and never an unfinished one.
 
-Every test writes under a prefix of its own in the direct production server's bucket: SeaweedFS
-here has room for the two buckets of the production servers only (`devstack.s3`).
+Every test writes under a prefix of its own in the session's exports bucket; no tracking server
+stores its artifacts on S3 here.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from mlflow.tracking import MlflowClient
 
 from devstack.mlflow_server import MlflowServer
 from devstack.procs import free_port
-from devstack.production import DIRECT_BUCKET
 from devstack.s3 import S3Server
 from ferry.api.job import JobPayload
 from ferry.cli import experiments
@@ -51,9 +50,8 @@ THRESHOLD = 5 * MiB  # S3's smallest part: the default (64 MiB) lowered through 
 
 
 @pytest.fixture
-def bucket(mlflow_prod_direct: MlflowServer, s3: S3Server) -> str:
-    """The direct production server's bucket (that fixture creates it; no bucket of our own)."""
-    return DIRECT_BUCKET
+def bucket(exports_bucket: str) -> str:
+    return exports_bucket
 
 
 @pytest.fixture
