@@ -4,8 +4,12 @@
 setup:
 	bash hack/setup.sh
 
+# Parallel workers: most of the cluster tests' time is waiting on Jobs, which overlaps with the
+# CPU-bound engine tests; tests/conftest.py keeps the cluster tests together on one worker.
+TEST_WORKERS ?= 3
+
 test: setup
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: setup
 	.venv/bin/ruff check .

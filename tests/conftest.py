@@ -29,14 +29,36 @@ WEBHOOK_ENV = {"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_A
 CLUSTER_FIXTURES = {"k8s_cluster", "k8s_buildable"}
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _in_cluster(item: pytest.Item) -> bool:
+    return bool(item.get_closest_marker("cluster") or CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     """Under parallel workers (``make test``: pytest-xdist with ``--dist loadgroup``) every test of
     the local cluster runs on one worker: one control plane for the run, and the tests that restart
-    its kube-apiserver or re-create its CRDs never pull it from under another test."""
+    its kube-apiserver or re-create its CRDs never pull it from under another test. Every other
+    module runs whole on one worker: its module-scoped servers start once, and a module's tests
+    that follow one scenario step by step (a mirror's first sync, then the next) stay in order.
+
+    pytest-xdist groups by a suffix it adds to the node ids; pytest 9.2 ignores that change
+    (pytest-xdist issue 1386), and the tests would then spread over every worker, with a control
+    plane each and scenarios cut apart. That is refused here rather than left to fail at random.
+    """
+    cluster = [item for item in items if _in_cluster(item)]
+    chosen = {id(item) for item in cluster}
     for item in items:
-        if item.get_closest_marker("cluster") or CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("cluster"))
+        group = "cluster" if id(item) in chosen else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    # The cluster group is the longest unit of work: handed out first, it overlaps with all the rest.
+    items[:] = cluster + [item for item in items if id(item) not in chosen]
+    result = yield
+    if config.getoption("loadgroup", default=False):
+        lost = [item.nodeid for item in items if "@" not in item.nodeid.rsplit("]", 1)[-1].rsplit("::", 1)[-1]]
+        if lost:
+            raise pytest.UsageError(f"pytest-xdist did not group {len(lost)} tests ({lost[0]}, ...): this pytest "
+                                    "and pytest-xdist do not work together (see the pins in pyproject.toml)")
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +97,4 @@ def unique() -> str:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+

@@ -11,6 +11,7 @@ except under CI (`CI` set), where that is a failure: CI must never be silently g
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -77,7 +78,24 @@ def k8s_cluster(k8s_buildable: None, tmp_path_factory: pytest.TempPathFactory) -
     if previous is None:
         os.environ.pop("FERRY_CLUSTER_DIR", None)
     if not reused:
+        pids = dict(cluster.state.pids) if cluster.state else {}
         cluster.down()
+        left = [f"{name} (pid {pid})" for name, pid in pids.items() if _running(pid)]
+        assert not left, f"the cluster's down left {', '.join(left)} running"
+        assert not _listening(cluster.server), f"the cluster's down left {cluster.server} listening"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _listening(server: str) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", int(server.rsplit(":", 1)[1]))) == 0
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ read outside of) those manifests fails here, not in a user's cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -73,25 +74,32 @@ class Operator:
             "FERRY_EXPORT_REF_GRACE_SECONDS": "15", **env,
         }  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
-        self.apiserver_restarts: list[tuple[datetime, datetime]] = []
+        self.expected_refusals: list[tuple[datetime, datetime]] = []
 
     def apiserver_restarted(self, at: datetime, window: float = 60.0) -> None:
         """A test restarted the kube-apiserver at `at`: for `window` seconds it may refuse the operator
         while it loads its RBAC caches, as any freshly started API server does."""
-        self.apiserver_restarts.append((at, at + timedelta(seconds=window)))
+        self.refusals_expected(at, at + timedelta(seconds=window))
 
     def refusals_expected(self, since: datetime, until: datetime) -> None:
-        """A test took a permission from the operator between `since` and `until`: refusals then are its doing."""
-        self.apiserver_restarts.append((since, until))
+        """Refusals between `since` and `until` are a test's doing (a restarted kube-apiserver still
+        warming up, a permission a test took away)."""
+        self.expected_refusals.append((since, until))
 
-    def restarting_apiserver(self, line: str) -> bool:
-        """Whether a log line was written while the operator was refused on purpose (a restarted
-        kube-apiserver still warming up, a permission a test took away)."""
-        try:
-            logged = datetime.strptime(line[1:20], "%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            return False
-        return any(start <= logged <= end for start, end in self.apiserver_restarts)
+    def refusals(self) -> list[str]:
+        """The log lines where RBAC refused the operator outside the windows a test expected it.
+
+        A line without a time of its own (a traceback's) belongs to the last line that had one.
+        """
+        found, logged = [], None
+        for line in self.log().splitlines():
+            with contextlib.suppress(ValueError):
+                logged = datetime.strptime(line[1:20], "%Y-%m-%d %H:%M:%S")
+            if "Forbidden" not in line and "is forbidden" not in line:
+                continue
+            if logged is None or not any(start <= logged <= end for start, end in self.expected_refusals):
+                found.append(line)
+        return found
 
     def start(self) -> Operator:
         ferry = Path(sys.executable).with_name("ferry")
@@ -138,8 +146,7 @@ def operator(k8s_cluster, ferry_ns: str, tmp_path: Path) -> Iterator[Operator]:
     op.stop()
     # shown by pytest only when the test failed
     print("\n".join(line for line in op.log().splitlines() if "[DEBUG" not in line)[-8000:])
-    forbidden = [line for line in op.log().splitlines() if ("Forbidden" in line or "is forbidden" in line)
-                 and not op.restarting_apiserver(line)]
+    forbidden = op.refusals()
     assert not forbidden, "the operator was refused by RBAC:\n" + "\n".join(forbidden[:5])
 
 

@@ -47,21 +47,19 @@ def exports(base: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_a_refused_token_fails_in_seconds_and_exports_nothing(
+def test_a_refused_token_fails_at_the_first_request_and_exports_nothing(
         seeded: Seeded, kiroframe: KiroframeStandIn, settings_for, status: int) -> None:
     settings = settings_for(profiling_token="wrong-token" if status == 401 else TOKEN, incremental=True)
     if status == 403:
         kiroframe.fail_next(1, 403)
-    began = time.monotonic()
     outcome = run_sync(settings)
-    took = time.monotonic() - began
 
     assert outcome.phase == "Failed" and outcome.path is None and outcome.watermark is None
     assert outcome.message == (
         f"Kiroframe at {kiroframe.url} refused the profiling token (HTTP {status}); nothing was exported")
-    assert took < 5 and kiroframe.request_count == 1 and kiroframe.records() == []
+    assert kiroframe.request_count == 1 and kiroframe.records() == []  # not retried: failed at once
     assert [p.name for p in settings.export_root.iterdir()] == [LOCK_FILE]
-    print(f"faults: token refused with HTTP {status}; failed in {took:.2f} s, {kiroframe.request_count} request; "
+    print(f"faults: token refused with HTTP {status}; failed after {kiroframe.request_count} request; "
           "records lost 0, duplicated 0")
 
 
