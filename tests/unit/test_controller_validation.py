@@ -80,7 +80,15 @@ CASES = {
     ),
     "unity catalog": (
         changed(MLFLOW_EXPORT, "source.trackingUri", "databricks-uc"),
-        "spec.source.trackingUri: String should match pattern",
+        "spec.source.trackingUri: 'databricks-uc' is not http(s)://host[:port][/path]",
+    ),
+    "fragment in uri": (
+        changed(MLFLOW_EXPORT, "source.trackingUri", "http://169.254.169.254/latest/meta-data/iam/role#"),
+        "spec.source.trackingUri: a query or fragment is not allowed; the URL is http(s)://host[:port][/path]",
+    ),
+    "query in kiroframe url": (
+        changed(KIROFRAME_SYNC, "kiroframe.url", "https://kf.example/x?next=http://evil"),
+        "spec.kiroframe.url: a query or fragment is not allowed",
     ),
     "path escapes the claim": (
         changed(MLFLOW_EXPORT, "destination.pvc.subPath", "a/../../etc"),

@@ -11,14 +11,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from ferry.storage.location import PREFIX, S3Location
+from ferry.urls import TRACKING_URI, URL_RULE
 from ferry.wire import WireModel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # A relative path inside a volume (Go's RE2 has no look-ahead: the operator refuses `..` itself).
 RELATIVE_PATH = r"^([^/].*)?$"
-TRACKING_URI = r"^(https?://[^/\s]+\S*|databricks(://\S*)?)$"
-HTTP_URL = r"^https?://[^/\s]+\S*$"
 
 PRESERVE_UNKNOWN = {"x-kubernetes-preserve-unknown-fields": True}
 
@@ -65,7 +64,7 @@ class TrackingServer(ApiModel):
     tracking_uri: str = Field(
         pattern=TRACKING_URI,
         max_length=2048,
-        description="MLflow tracking URI: http(s)://host[:port][/path], or databricks / databricks://<profile> "
+        description=f"MLflow tracking URI: {URL_RULE}; or databricks / databricks://<profile> "
         "for a Databricks workspace (workspace model registry; Unity Catalog is not supported). "
         "No credentials in it: use credentialsSecret.",
     )

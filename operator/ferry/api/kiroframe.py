@@ -6,7 +6,6 @@ from pydantic import Field
 
 from ferry.api.common import (
     CRON_DESCRIPTION,
-    HTTP_URL,
     ApiModel,
     JobSettings,
     ScheduleSpec,
@@ -15,6 +14,7 @@ from ferry.api.common import (
 )
 from ferry.api.status import BaseStatus, ScheduleStatus
 from ferry.options import KiroframeOptions
+from ferry.urls import HTTP_URL, URL_RULE
 
 
 class KiroframeTarget(ApiModel):
@@ -23,7 +23,7 @@ class KiroframeTarget(ApiModel):
     url: str = Field(
         pattern=HTTP_URL,
         max_length=2048,
-        description="Kiroframe base URL; records are posted to <url>/arcee/v2/import. No credentials in it.",
+        description=f"Kiroframe base URL: {URL_RULE}; records are posted to <url>/arcee/v2/import.",
     )
     token_secret: SecretKeyRef = Field(
         description="Secret key holding the Kiroframe profiling token, passed to the Job as KIROFRAME_TOKEN."

@@ -35,10 +35,12 @@ from ferry.api.mirror import MlflowMirrorSpec
 from ferry.api.mlflow_import import MlflowImportSpec
 from ferry.controller.cron import cron_error, zone_error
 from ferry.options import Renames
+from ferry.urls import HTTP_URL, TRACKING_URI, URL_RULE
 
 QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 RESERVED_ENV = {ENV_VAR, KIROFRAME_TOKEN_ENV, "HOME", "TMPDIR"}
 S3_KEYS_ENV = (S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN)
+URL_PATTERNS = {HTTP_URL, TRACKING_URI}
 DATABRICKS_PROFILE = re.compile(r"^[A-Za-z0-9._-]*$")  # a profile: a section name of the configuration file
 
 
@@ -53,6 +55,11 @@ def validate(kind: Kind, spec: dict[str, Any]) -> tuple[BaseModel | None, list[s
 
 def _schema_message(error: Any) -> str:
     where = ".".join(str(part) for part in ("spec", *error["loc"]))
+    if error["type"] == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") in URL_PATTERNS:
+        value = str(error["input"])
+        said = list(_url_errors(where, value)) if "://" in value else []
+        also = " (or databricks, databricks://<profile>)" if error["ctx"]["pattern"] == TRACKING_URI else ""
+        return said[0] if said else f"{where}: '{_redact(value)}' is not {URL_RULE}{also}"
     return f"{where}: {error['msg']}"
 
 
@@ -110,6 +117,8 @@ def _url_errors(where: str, url: str) -> Iterator[str]:
         return
     if parts.username or parts.password:
         yield f"{where}: credentials must not be part of the URL; put them in a Secret"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        yield f"{where}: a query or fragment is not allowed; the URL is {URL_RULE}"
     if not parts.hostname:
         yield f"{where}: '{_redact(url)}' names no host"
     elif port == 0:

@@ -14,11 +14,11 @@ from urllib.parse import urlparse
 from pydantic import Field
 
 from ferry.errors import UsageError
+from ferry.urls import HTTP_URL, URL_RULE
 from ferry.wire import WireModel
 
 # S3's bucket naming rule (3-63 of lowercase letters, digits, dots and hyphens), RE2-compatible.
 BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-HTTP_URL = r"^https?://[^/\s]+\S*$"
 PREFIX = r"^([^/](.*[^/])?)?$"  # no leading or trailing '/'; `parse` strips them from a URL
 ENDPOINT_ENV = ("FERRY_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
@@ -35,7 +35,7 @@ class S3Location(WireModel):
     )
     endpoint: str | None = Field(
         default=None, pattern=HTTP_URL, max_length=2048,
-        description="URL of an S3-compatible endpoint (MinIO, SeaweedFS, Ceph ...). Unset: AWS S3 "
+        description=f"URL of an S3-compatible endpoint (MinIO, SeaweedFS, Ceph ...): {URL_RULE}. Unset: AWS S3 "
         "(or the endpoint the environment names: FERRY_S3_ENDPOINT_URL, AWS_ENDPOINT_URL_S3).",
     )
     region: str | None = Field(
