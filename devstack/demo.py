@@ -61,6 +61,7 @@ from devstack.s3 import S3Server
 from devstack.workload import WORKLOADS, seed
 from ferry.api import API_VERSION, BY_KIND
 from ferry.api.mirror import SYNC_NOW_ANNOTATION
+from ferry.controller.policy import CREDENTIALS_LABEL
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
@@ -216,18 +217,20 @@ def prepare_namespace(api: client.ApiClient, state: DemoState) -> None:
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
     })
     # The local servers need no credentials; the Secret still shows how they are passed (keys -> env).
-    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "mlflow-credentials"},
-                                              "stringData": {"MLFLOW_TRACKING_INSECURE_TLS": "false"}})
-    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "kiroframe-token"},
-                                              "stringData": {"token": state.kiroframe_token}})
-    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "mlflow-primary-credentials"},
-                                              "stringData": {"MLFLOW_TRACKING_INSECURE_TLS": "false"}})
-    for secret in ("mlflow-staging-credentials", "mlflow-standby-credentials"):  # both name the destination
-        core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": secret}, "stringData": {
-            "MLFLOW_TRACKING_USERNAME": state.destination_username,
-            "MLFLOW_TRACKING_PASSWORD": state.destination_password}})
-    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "backup-s3"}, "stringData": {
-        "AWS_ACCESS_KEY_ID": state.s3_access_key, "AWS_SECRET_ACCESS_KEY": state.s3_secret_key}})
+    # Each carries the label that lets a resource name it as credentials (policy.credentialsSecretLabel).
+    secrets = {
+        "mlflow-credentials": {"MLFLOW_TRACKING_INSECURE_TLS": "false"},
+        "kiroframe-token": {"token": state.kiroframe_token},
+        "mlflow-primary-credentials": {"MLFLOW_TRACKING_INSECURE_TLS": "false"},
+        **{secret: {"MLFLOW_TRACKING_USERNAME": state.destination_username,  # both name the destination
+                    "MLFLOW_TRACKING_PASSWORD": state.destination_password}
+           for secret in ("mlflow-staging-credentials", "mlflow-standby-credentials")},
+        "backup-s3": {"AWS_ACCESS_KEY_ID": state.s3_access_key, "AWS_SECRET_ACCESS_KEY": state.s3_secret_key},
+    }
+    key, _, value = CREDENTIALS_LABEL.partition("=")
+    for name, data in secrets.items():
+        core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": name, "labels": {key: value}},
+                                                  "stringData": data})
 
 
 def rendered_examples(state: DemoState) -> list[dict[str, Any]]:
@@ -467,9 +470,12 @@ def up() -> None:
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     prepare_namespace(api, state)
     # Schedules looked at every second (5 s by default): a requested sync starts at once.
+    # The local servers listen on this machine's loopback, where the local kubelet runs the Jobs: an
+    # internal address, which an admin lists for Jobs to reach it (policy.allowedInternalHosts).
     install(cluster.kubeconfig, SYSTEM, RELEASE, {"operator": {
         "watchNamespaces": [NAMESPACE], "livenessPort": free_port(),
-        "extraEnv": [{"name": "FERRY_SCHEDULE_TICK_SECONDS", "value": "1"}]}})
+        "extraEnv": [{"name": "FERRY_SCHEDULE_TICK_SECONDS", "value": "1"}]},
+        "policy": {"allowedInternalHosts": ["127.0.0.1"]}})
     say(f"chart installed: release {RELEASE} in {SYSTEM}, watching namespace {NAMESPACE}", started)
     docs = rendered_examples(state)
     mirrors = [doc for doc in docs if doc["kind"] == MIRROR]

@@ -26,6 +26,9 @@ from devstack.cluster.pytest_plugin import wait_for
 from devstack.procs import free_port, spawn, stop_pid
 from ferry.api import GROUP, KINDS, VERSION
 from ferry.api.resources import BY_KIND
+from ferry.controller.policy import CREDENTIALS_LABEL
+
+CREDENTIALS_LABEL_KEY, _, CREDENTIALS_LABEL_VALUE = CREDENTIALS_LABEL.partition("=")
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "deploy" / "rbac"
@@ -138,10 +141,19 @@ def ferry_ns(k8s_cluster, k8s_api, k8s_namespace: str, ferry_crds: None) -> str:
     return k8s_namespace
 
 
+# The tracking servers, the S3 store and the Kiroframe stand-in listen on this machine's loopback,
+# where the local kubelet runs the Jobs: an internal address, which the tests' admin lists.
+LOCAL_POLICY = {"allowedInternalHosts": ["127.0.0.1"]}
+
+
 @pytest.fixture
-def operator(k8s_cluster, ferry_ns: str, tmp_path: Path) -> Iterator[Operator]:
+def operator(k8s_cluster, ferry_ns: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Operator]:
+    """The operator under the default policy, but for loopback addresses; a test's
+    ``@pytest.mark.operator_policy({...})`` loosens it further, as an admin's chart values would."""
     kubeconfig = k8s_cluster.serviceaccount_kubeconfig(ferry_ns, "ferry-operator")
-    op = Operator(kubeconfig, ferry_ns, tmp_path / "operator.log").start()
+    marker = request.node.get_closest_marker("operator_policy")
+    policy = {**LOCAL_POLICY, **(marker.args[0] if marker else {})}
+    op = Operator(kubeconfig, ferry_ns, tmp_path / "operator.log", FERRY_POLICY=json.dumps(policy)).start()
     yield op
     op.stop()
     # shown by pytest only when the test failed
@@ -205,8 +217,11 @@ class Resources:
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
         })  # fmt: skip
 
-    def secret(self, name: str, data: dict[str, str]) -> None:
-        self.core.create_namespaced_secret(self.namespace, {"metadata": {"name": name}, "stringData": data})
+    def secret(self, name: str, data: dict[str, str], labels: dict[str, str] | None = None) -> None:
+        """A Secret; by default one a resource may name as credentials (it carries the policy's label)."""
+        labels = {CREDENTIALS_LABEL_KEY: CREDENTIALS_LABEL_VALUE} if labels is None else labels
+        self.core.create_namespaced_secret(self.namespace, {"metadata": {"name": name, "labels": labels},
+                                                            "stringData": data})
 
 
 @pytest.fixture

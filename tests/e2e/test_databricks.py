@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 TERMINAL = {"Succeeded", "PartiallyFailed", "Failed", "FailedValidation"}
 
 
+@pytest.mark.operator_policy({"env": {"allowedNames": ["REQUESTS_CA_BUNDLE"]}})  # the stand-in's own CA
 def test_export_from_a_workspace(operator, res, k8s_cluster, dbx_backend, dbx_workspace, dbx_env_pat,
                                  tmp_path: Path, unique: str) -> None:
     backend = MlflowClient(dbx_backend.uri)  # runs without artifacts: seeded behind the workspace

@@ -68,16 +68,18 @@ def test_chart_rbac_rules_are_the_ones_deploy_rbac_grants() -> None:
     """One set of rules: the operator's e2e tests bind deploy/rbac/, the chart ships files/*.yaml."""
     operator_rules = yaml.safe_load((CHART / "files" / "operator-rules.yaml").read_text())
     job_rules = yaml.safe_load((CHART / "files" / "job-rules.yaml").read_text())
+    secret_rules = yaml.safe_load((CHART / "files" / "operator-secret-rules.yaml").read_text())
     rbac = ROOT / "deploy" / "rbac"
-    assert rules(rbac / "operator-clusterrole.yaml", "ClusterRole") == operator_rules
-    assert rules(rbac / "operator-role.yaml", "Role") == operator_rules
+    # deploy/rbac is the default policy's: credentials Secrets must carry a label, read as metadata.
+    assert rules(rbac / "operator-clusterrole.yaml", "ClusterRole") == operator_rules + secret_rules
+    assert rules(rbac / "operator-role.yaml", "Role") == operator_rules + secret_rules
     assert rules(rbac / "job-role.yaml", "Role") == job_rules
     granted = {(r, v) for rule in operator_rules for r in rule["resources"] for v in rule["verbs"]}
-    assert not any(resource == "secrets" for resource, _ in granted), "the operator never reads Secrets"
+    assert not any(resource == "secrets" for resource, _ in granted), "Secrets only for the label policy"
     tenants = [doc for doc in yaml.safe_load_all((rbac / "tenant-clusterroles.yaml").read_text())]
     assert [d["rules"] for d in tenants] == [
         yaml.safe_load((CHART / "files" / f"{role}-rules.yaml").read_text()) for role in ("edit", "view")]
-    # ...unless the policy asks for labelled credentials Secrets: then their metadata, by name, only.
+    # ...which asks for labelled credentials Secrets: their metadata, by name, only.
     assert yaml.safe_load((CHART / "files" / "operator-secret-rules.yaml").read_text()) == [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     assert {v for rule in job_rules for v in rule["verbs"]} == {"patch"}

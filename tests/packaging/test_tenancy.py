@@ -63,20 +63,24 @@ def asking(uri: str, experiment: str, claim: str) -> dict[str, dict[str, Any]]:
         spec["destination"]["pvc"]["subPath"] = f"tenancy/{len(extra)}-{sorted(extra)}"
         return spec
 
-    secret_env = {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "MLFLOW_TRACKING_TOKEN"}}}
+    secret_env = {"name": "TZ", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "MLFLOW_TRACKING_TOKEN"}}}
     return {
         "policy.allowedImages": export(job={"image": "registry.example/ferry-patched:1"}),
         "policy.serviceAccounts": export(job={"serviceAccountName": "mlflow-reader"}),
         "policy.env": export(job={"env": [secret_env]}),
+        "policy.env.allowedNames": export(job={"env": [{"name": "PYTHONPATH", "value": "/data/tenant-code"}]}),
         "policy.credentialsSecretLabel": export(source={"credentialsSecret": {"name": "unlabelled"}}),
         "policy.allowedTrackingHosts": export(source={"trackingUri": uri.replace("127.0.0.1", "localhost")}),
     }
 
 
-STRICT = {"credentialsSecretLabel": "ferry.dev/credentials=true", "allowedTrackingHosts": ["127.0.0.1:*"]}
+# The tracking server is on this machine's loopback, where the local kubelet runs the Jobs: an
+# internal address, which both policies list.
+INTERNAL = {"allowedInternalHosts": ["127.0.0.1", "localhost"]}
+STRICT = {"allowedTrackingHosts": ["127.0.0.1:*"], **INTERNAL}
 LOOSE = {"allowedImages": ["registry.example/"],
          "serviceAccounts": {"allowOverride": True, "allowed": ["mlflow-reader"]},
-         "env": {"allowValueFrom": True}}
+         "env": {"allowValueFrom": True, "allowedNames": ["TZ", "PYTHONPATH"]}, "credentialsSecretLabel": "", **INTERNAL}
 
 
 def test_a_tenant_gets_only_what_the_policy_allows(k8s_cluster, k8s_api, k8s_sa_api, mlflow_src, release,

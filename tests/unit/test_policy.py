@@ -55,7 +55,7 @@ def settings(**policy: Any) -> OperatorSettings:
 
 def test_defaults_allow_what_the_operator_does_itself() -> None:
     assert refusals(MLFLOW_EXPORT, EXPORT_SPEC) == []
-    assert refusals(MLFLOW_EXPORT, spec_with(EXPORT_SPEC, image=IMAGE, env=[{"name": "LOG", "value": "debug"}],
+    assert refusals(MLFLOW_EXPORT, spec_with(EXPORT_SPEC, image=IMAGE, env=[{"name": "FERRY_WORKERS", "value": "2"}],
                                              resources={"limits": {"memory": "64Gi"}})) == []
 
 
@@ -64,13 +64,84 @@ def test_defaults_allow_what_the_operator_does_itself() -> None:
                                              "is not allowed (allowed: ferry:test)"),
     ({"serviceAccountName": "admin"}, "policy.serviceAccounts: spec.job.serviceAccountName may not be set: Jobs "
                                       "run as the operator's Job ServiceAccount"),
-    ({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]},
+    ({"env": [{"name": "TZ", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]},
      "policy.env: spec.job.env[0].valueFrom is not allowed: literal values only"),
-    ({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]},
+    ({"env": [{"name": "TZ", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]},
      "policy.env: spec.job.env[0].valueFrom is not allowed: literal values only"),
 ])
 def test_defaults_refuse_another_image_account_or_secret_env(job: dict[str, Any], rule: str) -> None:
     assert refusals(MLFLOW_EXPORT, spec_with(EXPORT_SPEC, **job)) == [rule]
+
+
+FAMILIES = ["PYTHONPATH", "LD_PRELOAD", "PYTHONSTARTUP", "PYTHONHOME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+            "AWS_CA_BUNDLE", "DATABRICKS_HOST", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "HTTP_PROXY",
+            "HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "FERRY_TAG_PREFIX"]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_env_that_changes_code_trust_or_destinations_is_refused_by_default(name: str) -> None:
+    spec = spec_with(EXPORT_SPEC, env=[{"name": "FERRY_WORKERS", "value": "2"}, {"name": name, "value": "/tmp/evil"}])
+    assert refusals(MLFLOW_EXPORT, spec) == [
+        f"policy.env.allowedNames: spec.job.env[1] sets {name!r}, which is not allowed (allowed: "
+        "FERRY_WORKERS, FERRY_HISTORY_WORKERS, FERRY_METRIC_HISTORY, FERRY_HTTP_TIMEOUT, FERRY_HTTP_MAX_ATTEMPTS, "
+        "FERRY_HTTP_RETRY_SECONDS, FERRY_HTTP_POOL_SIZE, FERRY_PROGRESS_INTERVAL, TZ)"]
+    named = Policy.model_validate({"env": {"allowedNames": ["FERRY_WORKERS", name]}})
+    assert refusals(MLFLOW_EXPORT, spec, named) == []  # the admin allows it by name
+
+
+INTERNAL = {
+    "http://127.0.0.1:5000": "'127.0.0.1', a loopback address",
+    "http://localhost:5000": "'localhost', a name of this machine",
+    "http://[::1]:5000": "'::1', a loopback address",
+    "http://[::ffff:169.254.169.254]": "'::ffff:169.254.169.254', a link-local address",
+    "http://169.254.169.254/latest/meta-data": "'169.254.169.254', a link-local address",
+    "http://0.0.0.0:5000": "'0.0.0.0', an unspecified address",
+    "http://metadata.google.internal": "'metadata.google.internal', a name of this machine, the metadata service",
+    "https://kubernetes.default.svc": "'kubernetes.default.svc', a name of this machine, the metadata service",
+    "https://kubernetes.default.svc.cluster.local:443": "'kubernetes.default.svc.cluster.local', a name of",
+    "https://10.96.0.1": "'10.96.0.1', the Kubernetes API server",
+}
+
+
+@pytest.mark.parametrize("uri", list(INTERNAL))
+def test_internal_addresses_are_refused_unless_the_admin_lists_them(uri: str) -> None:
+    spec = copy.deepcopy(EXPORT_SPEC)
+    spec["source"]["trackingUri"] = uri
+    model, errors = validate(MLFLOW_EXPORT, spec)
+    assert model is not None and not errors, errors
+    (refusal,) = violations(model, Policy(), IMAGE, api_server_hosts=["10.96.0.1"])
+    assert refusal.startswith(f"policy.allowedInternalHosts: spec.source.trackingUri names {INTERNAL[uri]}"), refusal
+    host = refusal.split("'")[1]
+    assert list(violations(model, Policy(allowed_internal_hosts=[host]), IMAGE, api_server_hosts=["10.96.0.1"])) == []
+
+
+def test_cluster_services_and_public_hosts_are_not_internal() -> None:
+    for uri in ("http://mlflow.ml.svc.cluster.local:5000", "http://10.0.0.7:5000", "https://mlflow.example.com",
+                "http://192.168.1.20"):
+        spec = copy.deepcopy(EXPORT_SPEC)
+        spec["source"]["trackingUri"] = uri
+        assert refusals(MLFLOW_EXPORT, spec) == [], uri
+
+
+def test_internal_kiroframe_and_s3_endpoints_are_refused_too() -> None:
+    sync = copy.deepcopy(SYNC_SPEC)
+    sync["kiroframe"]["url"] = "http://127.0.0.1:8080"
+    assert [r.split(" names")[0] for r in refusals(KIROFRAME_SYNC, sync)] == [
+        "policy.allowedInternalHosts: spec.kiroframe.url"]
+    export = copy.deepcopy(EXPORT_SPEC)
+    export["destination"] = {"s3": {"bucket": "backups", "endpoint": "http://169.254.169.254"}}
+    assert [r.split(" names")[0] for r in refusals(MLFLOW_EXPORT, export)] == [
+        "policy.allowedInternalHosts: spec.destination.s3.endpoint"]
+
+
+def test_credentials_secrets_need_the_label_by_default() -> None:
+    assert Policy().credentials_secret_label == "ferry.dev/credentials=true"
+    spec = copy.deepcopy(SYNC_SPEC)
+    assert refusals(KIROFRAME_SYNC, spec, labels={"kf": {"app": "db"}}) == [
+        "policy.credentialsSecretLabel: spec.kiroframe.tokenSecret.name names Secret 'kf', which does not carry "
+        "the label ferry.dev/credentials=true"]
+    assert refusals(KIROFRAME_SYNC, spec, labels={"kf": {"ferry.dev/credentials": "true"}}) == []
+    assert refusals(KIROFRAME_SYNC, spec, Policy(credentials_secret_label=""), labels={"kf": {}}) == []
 
 
 def test_a_refused_resource_gets_failed_validation_and_no_job() -> None:
@@ -91,7 +162,7 @@ def test_allowed_prefixes_accounts_and_value_from_let_the_same_spec_run() -> Non
                      env=[{"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}])
     loose = settings(allowedImages=["registry.example/"],
                      serviceAccounts={"allowOverride": True, "allowed": ["mlflow-reader"]},
-                     env={"allowValueFrom": True})
+                     env={"allowValueFrom": True, "allowedNames": ["LEVEL"]})
     job = created_job(decide(resource(MLFLOW_EXPORT, spec), Observed(), NOW, loose)).job
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example/ferry:1.2"
@@ -109,7 +180,8 @@ def test_value_from_never_reads_a_secret_the_resource_does_not_name_as_credentia
         {"name": "OK", "valueFrom": {"secretKeyRef": {"name": "mlflow-creds", "key": "MLFLOW_TRACKING_TOKEN"}}},
         {"name": "NO", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
     ]}
-    assert refusals(MLFLOW_EXPORT, spec, Policy.model_validate({"env": {"allowValueFrom": True}})) == [
+    loose = Policy.model_validate({"env": {"allowValueFrom": True, "allowedNames": ["OK", "NO"]}})
+    assert refusals(MLFLOW_EXPORT, spec, loose) == [
         "policy.env: spec.job.env[1].valueFrom reads Secret 'db', which the resource does not name as credentials"]
 
 
@@ -189,8 +261,9 @@ def test_a_mirrors_source_and_destination_both_obey_the_tracking_hosts() -> None
         "policy.allowedTrackingHosts: spec.destination.trackingUri host '10.0.0.7' is not allowed "
         "(allowed: mlflow:5000, mlflow-standby:5000)"]
     away["source"]["trackingUri"] = "http://169.254.169.254"
-    assert [line.split(" host")[0] for line in refusals(MLFLOW_MIRROR, away, policy)] == [
-        "policy.allowedTrackingHosts: spec.source.trackingUri", "policy.allowedTrackingHosts: spec.destination.trackingUri"]
+    assert [" ".join(line.split()[:2]) for line in refusals(MLFLOW_MIRROR, away, policy)] == [
+        "policy.allowedTrackingHosts: spec.source.trackingUri", "policy.allowedInternalHosts: spec.source.trackingUri",
+        "policy.allowedTrackingHosts: spec.destination.trackingUri"]
 
 
 # --- hosts, buckets, resources ------------------------------------------------------------------------
@@ -204,7 +277,9 @@ def test_host_allow_lists_stop_jobs_reaching_other_addresses() -> None:
     inside["source"]["trackingUri"] = "http://169.254.169.254/latest"
     assert refusals(MLFLOW_EXPORT, inside, policy) == [
         "policy.allowedTrackingHosts: spec.source.trackingUri host '169.254.169.254' is not allowed "
-        "(allowed: *.mlflow.example.com, mlflow:5000)"]
+        "(allowed: *.mlflow.example.com, mlflow:5000)",
+        "policy.allowedInternalHosts: spec.source.trackingUri names '169.254.169.254', a link-local address; Jobs "
+        "reach it only if the admin lists it"]
     sync = copy.deepcopy(SYNC_SPEC)
     sync["source"]["trackingUri"] = "https://eu.mlflow.example.com"
     sync["kiroframe"]["url"] = "https://kf.internal"

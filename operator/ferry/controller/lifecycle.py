@@ -86,7 +86,8 @@ def decide(resource: Resource, observed: Observed, now: datetime, settings: Oper
         return []
     spec, errors = validate(resource.kind, resource.spec)
     if spec is not None and not errors:
-        errors = list(violations(spec, settings.policy, settings.job_image, observed.secret_labels))
+        errors = list(violations(spec, settings.policy, settings.job_image, observed.secret_labels,
+                               settings.api_server_hosts))
     if errors:
         return phases.fail_validation(resource, errors, now)
     if isinstance(spec, MlflowExportSpec):

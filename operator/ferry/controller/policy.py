@@ -15,7 +15,8 @@ when the policy asks for them (the only thing the controller reads for the polic
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator, Mapping
+import ipaddress
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,9 @@ from ferry.wire import WireModel
 
 # Label values are at most 63 characters; a selector is `key` (any value) or `key=value`.
 LabelSelector = str
+CREDENTIALS_LABEL = "ferry.dev/credentials=true"
+INTERNAL_NAMES = ["localhost", "*.localhost", "metadata", "metadata.google.internal", "instance-data",
+                  "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.*"]
 
 
 class ServiceAccountPolicy(WireModel):
@@ -45,9 +49,24 @@ class ServiceAccountPolicy(WireModel):
     )
 
 
+TUNING_KNOBS = [
+    "FERRY_WORKERS", "FERRY_HISTORY_WORKERS", "FERRY_METRIC_HISTORY", "FERRY_HTTP_TIMEOUT",
+    "FERRY_HTTP_MAX_ATTEMPTS", "FERRY_HTTP_RETRY_SECONDS", "FERRY_HTTP_POOL_SIZE", "FERRY_PROGRESS_INTERVAL", "TZ",
+]
+"""The engine's tuning knobs: how many workers, how long to wait, how often to report. None of them
+changes the code that runs, what it trusts or where it sends credentials."""
+
+
 class EnvPolicy(WireModel):
     """Which extra environment variables spec.job.env may set."""
 
+    allowed_names: list[str] = Field(
+        default_factory=lambda: list(TUNING_KNOBS),
+        description="The only names spec.job.env may set. The default lists the engine's tuning knobs; names "
+        "that change the code that runs (PYTHONPATH, LD_PRELOAD, PYTHONSTARTUP, ...), what the Job trusts "
+        "(REQUESTS_CA_BUNDLE, SSL_CERT_FILE, ...) or where it sends credentials (AWS_ENDPOINT_URL*, "
+        "DATABRICKS_HOST, MLFLOW_*, HTTP(S)_PROXY, ...) run only if the admin adds them here by name.",
+    )
     allow_value_from: bool = Field(
         default=False,
         description="Let spec.job.env[].valueFrom take values from ConfigMaps, fields and resources, and from "
@@ -91,10 +110,17 @@ class Policy(WireModel):
                                                    description="The Job's ServiceAccount.")
     env: EnvPolicy = Field(default_factory=EnvPolicy, description="Extra environment of the Job.")
     credentials_secret_label: LabelSelector | None = Field(
-        default=None,
-        description="Only Secrets carrying this label (`key` or `key=value`, e.g. ferry.dev/credentials=true) "
-        "may be named as credentials, so a tenant cannot hand a Job an unrelated Secret. Unset: any Secret "
-        "of the namespace. Setting it lets the operator read Secrets' metadata (the chart grants get).",
+        default=CREDENTIALS_LABEL,
+        description="Only Secrets carrying this label (`key` or `key=value`) may be named as credentials, so a "
+        "tenant cannot hand a Job an unrelated Secret (Argo CD's model). The operator reads Secrets' metadata "
+        "for it, never their data. Empty: any Secret of the namespace.",
+    )
+    allowed_internal_hosts: list[str] = Field(
+        default_factory=list,
+        description="Internal hosts (patterns) a tracking URI, kiroframe.url or S3 endpoint may name after all. "
+        "Internal: loopback and link-local addresses (the cloud metadata services among them), unspecified and "
+        "multicast ones, localhost, the metadata services' names and the Kubernetes API server's "
+        "(kubernetes.default.svc, the operator's KUBERNETES_SERVICE_HOST). Empty: none.",
     )
     allowed_tracking_hosts: list[str] = Field(
         default_factory=list,
@@ -122,11 +148,13 @@ class Policy(WireModel):
 
 
 def violations(spec: BaseModel, policy: Policy, default_image: str,
-               secret_labels: Mapping[str, Mapping[str, str] | None] | None = None) -> Iterator[str]:
+               secret_labels: Mapping[str, Mapping[str, str] | None] | None = None,
+               api_server_hosts: Collection[str] = ()) -> Iterator[str]:
     """Every rule of `policy` the spec breaks, one line each.
 
     `secret_labels` maps each credentials Secret the spec names to its labels (None: the Secret
-    does not exist); it is only consulted when the policy asks for a label.
+    does not exist); it is only consulted when the policy asks for a label. `api_server_hosts` are
+    the addresses the operator knows its API server by: internal, like kubernetes.default.svc.
     """
     credentials = dict(credential_secrets(spec))
     job = getattr(spec, "job", None) or JobSettings()
@@ -134,11 +162,15 @@ def violations(spec: BaseModel, policy: Policy, default_image: str,
     for where, server in _parts(spec, TrackingServer):
         yield from _host_violations("policy.allowedTrackingHosts", f"{where}.trackingUri", server.tracking_uri,
                                     policy.allowed_tracking_hosts)
+        yield from _internal_violations(f"{where}.trackingUri", server.tracking_uri, policy, api_server_hosts)
     for where, target in _parts(spec, KiroframeTarget):
         yield from _host_violations("policy.allowedKiroframeHosts", f"{where}.url", target.url,
                                     policy.allowed_kiroframe_hosts)
+        yield from _internal_violations(f"{where}.url", target.url, policy, api_server_hosts)
     for where, s3 in _parts(spec, S3Storage):
         yield from _s3_violations(where, s3, policy)
+        if s3.endpoint:
+            yield from _internal_violations(f"{where}.endpoint", s3.endpoint, policy, api_server_hosts)
     if policy.credentials_secret_label:
         for where, name in credentials.items():
             labels = (secret_labels or {}).get(name)
@@ -168,6 +200,10 @@ def _job_violations(job: JobSettings, policy: Policy, default_image: str, creden
             yield (f"policy.serviceAccounts: spec.job.serviceAccountName {job.service_account_name!r} is not "
                    f"allowed (allowed: {', '.join(accounts.allowed)})")
     for i, var in enumerate(job.env or []):
+        if var.name not in policy.env.allowed_names:
+            yield (f"policy.env.allowedNames: spec.job.env[{i}] sets {var.name!r}, which is not allowed "
+                   f"(allowed: {', '.join(policy.env.allowed_names) or 'none'})")
+            continue
         source = var.value_from
         if source is None:
             continue
@@ -218,6 +254,39 @@ def _host_violations(rule: str, where: str, url: str, allowed: list[str]) -> Ite
     candidates = [host] + ([f"{host}:{parts.port}"] if parts.port else [])
     if not any(_matches(c, allowed) for c in candidates):
         yield f"{rule}: {where} host {host!r} is not allowed (allowed: {', '.join(allowed)})"
+
+
+def _internal_violations(where: str, url: str, policy: Policy, api_server_hosts: Collection[str]) -> Iterator[str]:
+    if "://" not in url or url.startswith("databricks"):
+        return
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    why = internal_host(host, api_server_hosts)
+    if why is None:
+        return
+    candidates = [host] + ([f"{host}:{parts.port}"] if parts.port else [])
+    if not any(_matches(c, policy.allowed_internal_hosts) for c in candidates):
+        yield (f"policy.allowedInternalHosts: {where} names {host!r}, {why}; Jobs reach it only if the admin "
+               "lists it")
+
+
+def internal_host(host: str, api_server_hosts: Collection[str] = ()) -> str | None:
+    """Why `host` is internal (a loopback, link-local, ... address, or the API server's), or None."""
+    if host in {h.lower() for h in api_server_hosts}:
+        return "the Kubernetes API server"
+    if _matches(host, INTERNAL_NAMES):
+        return "a name of this machine, the metadata service or the Kubernetes API server"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    address = mapped or address
+    for kind, said in (("loopback", "a loopback"), ("link_local", "a link-local"), ("unspecified", "an unspecified"),
+                       ("multicast", "a multicast"), ("reserved", "a reserved")):
+        if getattr(address, f"is_{kind}"):
+            return f"{said} address"
+    return None
 
 
 def _matches(value: str, patterns: list[str]) -> bool:

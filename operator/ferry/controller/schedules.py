@@ -47,7 +47,7 @@ def tick(resource: Resource, now: datetime, settings: OperatorSettings,
     of the Secrets the spec names (for the policy), both called only when a run is due."""
     spec, errors = validate(resource.kind, resource.spec)
     if spec is not None and not errors:
-        errors = list(violations(spec, settings.policy, settings.job_image))
+        errors = list(violations(spec, settings.policy, settings.job_image, api_server_hosts=settings.api_server_hosts))
     if errors:
         return phases.fail_validation(resource, errors, now)
     old = resource.status
@@ -57,7 +57,8 @@ def tick(resource: Resource, now: datetime, settings: OperatorSettings,
     due_now = plan.due is not None and not spec.suspend
     requested = sync_request(resource)
     if settings.policy.credentials_secret_label and (due_now or requested or old.phase is Phase.FAILED_VALIDATION):
-        refused = list(violations(spec, settings.policy, settings.job_image, secret_labels(spec)))
+        refused = list(violations(spec, settings.policy, settings.job_image, secret_labels(spec),
+                                  settings.api_server_hosts))
         if refused:  # read only when it matters: a Secret's labels may change between runs
             return phases.fail_validation(resource, refused, now)
     fields: dict[str, Any] = {}

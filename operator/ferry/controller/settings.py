@@ -8,6 +8,8 @@ of its Job (`policy`, the cluster admin's tenancy rules: `ferry.controller.polic
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +41,11 @@ class OperatorSettings(BaseSettings):
     )
     export_ref_grace_seconds: float = Field(
         default=30.0, ge=0, description="How long an import waits for its MlflowExport to appear at all."
+    )
+    api_server_hosts: list[str] = Field(
+        default_factory=lambda: [h for h in (os.environ.get("KUBERNETES_SERVICE_HOST"),) if h],
+        description="Addresses of the Kubernetes API server, refused as internal hosts (FERRY_API_SERVER_HOSTS, "
+        "JSON); by default the in-cluster KUBERNETES_SERVICE_HOST.",
     )
     policy: Policy = Field(
         default_factory=Policy,
