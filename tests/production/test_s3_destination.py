@@ -267,16 +267,22 @@ def test_prune_keeps_the_newest_finished_exports_and_never_an_unfinished_one(
         export(f"nightly-{stamp}")
     export("nightly-20260104T000000Z", fail=True)  # no manifest: unfinished
     export("other-20260101T000000Z")
+    for stamp in ("20250101T000000Z", "20250102T000000Z"):  # a sibling whose names sort after nightly-'s
+        export(f"nightly-full-{stamp}")
 
     def listed() -> list[str]:
         return sorted({k.split("/")[3] for k in s3.keys(bucket, parent.prefix + "/")})
 
-    assert [loc.prefix.rsplit("/", 1)[1] for loc in finished_exports(parent, "nightly-")] == [
+    assert [loc.prefix.rsplit("/", 1)[1] for loc in finished_exports(parent, "nightly")] == [
         "nightly-20260101T000000Z", "nightly-20260102T000000Z", "nightly-20260103T000000Z"]
-    removed = prune(parent, 1, name_prefix="nightly-")
+    removed = prune(parent, 1, resource="nightly", current="nightly-20260103T000000Z")
     assert [loc.url for loc in removed] == [parent.child("nightly-20260101T000000Z").url,
                                             parent.child("nightly-20260102T000000Z").url]
-    assert listed() == ["nightly-20260103T000000Z", "nightly-20260104T000000Z", "other-20260101T000000Z"]
+    assert listed() == ["nightly-20260103T000000Z", "nightly-20260104T000000Z", "nightly-full-20250101T000000Z",
+                        "nightly-full-20250102T000000Z", "other-20260101T000000Z"]
+    removed = prune(parent, 1, resource="nightly-full", current="nightly-full-20250102T000000Z")
+    assert [loc.url for loc in removed] == [parent.child("nightly-full-20250101T000000Z").url]
+    assert "nightly-20260103T000000Z" in listed()
 
     with pytest.raises(InputError, match="unfinished export"):
         import_from(parent.child("nightly-20260104T000000Z"), lambda root: Outcome.of(Counts()))
@@ -306,7 +312,7 @@ def test_a_scheduled_export_job_writes_its_own_prefix_prunes_beyond_keep_and_an_
         outcome = execute(engines.ENGINES["MlflowExport"], read_spec(payload), payload, None)
         assert outcome.phase == "Succeeded" and outcome.counts.runs == 1, outcome
         assert outcome.path == parent.child(f"nightly-{stamp}").url
-    assert [loc.prefix for loc in finished_exports(parent)] == [parent.child("nightly-20260101T010000Z").prefix]
+    assert [loc.prefix for loc in finished_exports(parent, "nightly")] == [parent.child("nightly-20260101T010000Z").prefix]
 
     source = {"s3": {**s3_spec, "prefix": f"{s3_spec['prefix']}/nightly-20260101T010000Z"}}
     spec = {"destination": {"trackingUri": mlflow_dst.uri}, "source": source,

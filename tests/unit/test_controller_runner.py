@@ -19,6 +19,7 @@ from ferry.runner import engines
 from ferry.runner.engines import prune_exports
 from ferry.runner.job import execute, exit_code, read_payload, read_spec, report
 from ferry.runner.reporter import ProgressReporter
+from ferry.storage.retention import FINISHED
 
 
 def test_payload_errors_are_one_line_usage_errors() -> None:
@@ -147,15 +148,45 @@ def test_engine_errors_become_a_failed_outcome_and_a_termination_message(tmp_pat
     assert Outcome.model_validate_json(log.read_text()) == outcome
 
 
-def test_scheduled_exports_keep_the_newest(tmp_path: Path) -> None:
-    for stamp in ("20240101T000000Z", "20240102T000000Z", "20240103T000000Z"):
-        (tmp_path / f"nightly-{stamp}").mkdir()
-    (tmp_path / "other-20230101T000000Z").mkdir()
-    removed = prune_exports(tmp_path / "nightly-20240103T000000Z", "nightly", keep=2)
+def finished(path: Path) -> Path:
+    (path / FINISHED).parent.mkdir(parents=True)
+    (path / FINISHED).write_text("{}")
+    return path
+
+
+def test_scheduled_exports_keep_the_newest_of_their_own(tmp_path: Path) -> None:
+    """`nightly` keeps its own 2 newest finished exports; `nightly-full`'s (whose names sort after
+    `nightly-`'s), another resource's, an unfinished one and anything else stay."""
+    for stamp in ("20240101T000000Z", "20240102T000000Z"):
+        finished(tmp_path / f"nightly-{stamp}")
+    (tmp_path / "nightly-20231231T000000Z").mkdir()  # a run that failed or is still being written
+    for stamp in ("20230101T000000Z", "20230102T000000Z", "20230103T000000Z"):
+        finished(tmp_path / f"nightly-full-{stamp}")
+    finished(tmp_path / "other-20230101T000000Z")
+    finished(tmp_path / "nightly-notes")
+    written = tmp_path / "nightly-20240103T000000Z"
+    written.mkdir()  # the export just written: prune marks it finished
+    removed = prune_exports(written, "nightly", keep=2)
     assert [p.name for p in removed] == ["nightly-20240101T000000Z"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "nightly-20240102T000000Z", "nightly-20240103T000000Z", "other-20230101T000000Z"
+        "nightly-20231231T000000Z", "nightly-20240102T000000Z", "nightly-20240103T000000Z",
+        "nightly-full-20230101T000000Z", "nightly-full-20230102T000000Z", "nightly-full-20230103T000000Z",
+        "nightly-notes", "other-20230101T000000Z",
     ]  # fmt: skip
+    assert (written / FINISHED).is_file()
+    assert prune_exports(tmp_path / "nightly-full-20230103T000000Z", "nightly-full", keep=1) == [
+        tmp_path / "nightly-full-20230101T000000Z", tmp_path / "nightly-full-20230102T000000Z"]
+    assert (tmp_path / "nightly-20240102T000000Z").is_dir()  # nightly's own are nightly-full's to leave
+
+
+def test_the_export_just_written_is_never_pruned_even_when_older_names_sort_after_it(tmp_path: Path) -> None:
+    """A run whose scheduled time is older than a finished one's (a late run, a clock set back)."""
+    for stamp in ("20240102T000000Z", "20240103T000000Z"):
+        finished(tmp_path / f"nightly-{stamp}")
+    late = tmp_path / "nightly-20240101T000000Z"
+    late.mkdir()
+    assert prune_exports(late, "nightly", keep=1) == [tmp_path / "nightly-20240102T000000Z"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nightly-20240101T000000Z", "nightly-20240103T000000Z"]
 
 
 EXPORT_SPEC = {

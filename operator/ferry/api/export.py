@@ -50,9 +50,10 @@ class MlflowExportSpec(ScheduleSpec):
     keep: int | None = Field(
         default=None,
         ge=1,
-        description="Scheduled exports only: after each run that did not fail, keep the newest this many "
-        "<name>-<time> directories under destination.pvc.subPath (or prefixes under destination.s3.prefix) "
-        "and delete older ones. Unset: keep all.",
+        description="Scheduled exports only: after each run that did not fail, keep the newest this many of "
+        "this resource's own finished <name>-<time> directories under destination.pvc.subPath (or prefixes "
+        "under destination.s3.prefix) and delete older ones; another resource's, an unfinished one and the one "
+        "just written are never deleted. Unset: keep all.",
     )
     job: JobSettings | None = Field(
         default=None, description="How the Job is run. Unset fields take the operator's defaults."

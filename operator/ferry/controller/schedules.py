@@ -38,6 +38,7 @@ from ferry.controller.resource import Resource
 from ferry.controller.settings import OperatorSettings
 from ferry.controller.validation import validate
 from ferry.outcome import Phase
+from ferry.storage.retention import export_name
 
 
 def tick(resource: Resource, now: datetime, settings: OperatorSettings,
@@ -177,8 +178,7 @@ def scheduled_job(resource: Resource, spec: Any, job_name: str, due: str, settin
     resolved: dict[str, Any] = {"scheduled_time": due}
     where = None
     if isinstance(spec, MlflowExportSpec):
-        stamp = due.replace("-", "").replace(":", "")
-        where = export_location(spec, f"{resource.name}-{stamp}")  # a directory, or a prefix, of its own
+        where = export_location(spec, export_name(resource.name, cron.parse_time(due)))  # a place of its own
         resolved.update(output_path=where.job_path, keep=spec.keep)
         annotations[PATH_ANNOTATION] = where.path
     elif isinstance(spec, MlflowMirrorSpec):

@@ -9,6 +9,7 @@ the same engine call on a local spool that `ferry.storage.transfer` streams to o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ from ferry.errors import UsageError
 from ferry.options import ExportOptions, ImportOptions, KiroframeOptions
 from ferry.outcome import Outcome, Phase
 from ferry.progress import ProgressSink
+from ferry.storage.retention import FINISHED, FINISHED_FORMAT, beyond_keep
 
 WORKERS = int(os.environ.get("FERRY_WORKERS", "4"))
 
@@ -61,7 +63,8 @@ def export_to_bucket(spec: MlflowExportSpec, payload: JobPayload, export: Callab
     parent = spec.destination.s3
     if payload.keep and outcome.phase is not Phase.FAILED and parent is not None:
         try:
-            transfer.prune(parent.location(), payload.keep, name_prefix=f"{payload.name}-")
+            transfer.prune(parent.location(), payload.keep, resource=payload.name,
+                           current=payload.storage.prefix.rsplit("/", 1)[-1])
         except FerryError as err:
             print(f"Warning: old exports under {parent.location().url} not pruned: {err.message}", file=sys.stderr)
     return outcome
@@ -115,10 +118,18 @@ def run_mirror(spec: MlflowMirrorSpec, payload: JobPayload, on_progress: Progres
 
 
 def prune_exports(out_dir: Path, name: str, keep: int) -> list[Path]:
-    """Remove the oldest ``<name>-<time>`` siblings of `out_dir` beyond `keep` (names sort by time)."""
-    siblings = sorted(p for p in out_dir.parent.glob(f"{name}-*") if p.is_dir())
-    removed = siblings[: max(len(siblings) - keep, 0)]
+    """Remove the oldest finished exports of resource `name` beside `out_dir` beyond `keep`.
+
+    `out_dir` (the export just written) is marked finished first. Only directories named exactly
+    as `name`'s runs and marked finished are candidates; `out_dir` never is.
+    """
+    (out_dir / FINISHED).parent.mkdir(parents=True, exist_ok=True)
+    (out_dir / FINISHED).write_text(json.dumps({"format": FINISHED_FORMAT, "name": out_dir.name}) + "\n")
+    finished = [p.name for p in out_dir.parent.iterdir()
+                if p.is_dir() and not p.is_symlink() and (p / FINISHED).is_file()]
+    removed = [out_dir.parent / n for n in beyond_keep(finished, name, keep, current=out_dir.name)]
     for path in removed:
+        (path / FINISHED).unlink(missing_ok=True)  # first: from here on it is no finished export
         shutil.rmtree(path, ignore_errors=True)
     return removed
 

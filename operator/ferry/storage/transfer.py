@@ -36,6 +36,7 @@ from ferry.storage import layout
 from ferry.storage import spool as spools
 from ferry.storage.bucket import Bucket, Listed
 from ferry.storage.location import S3Location
+from ferry.storage.retention import beyond_keep, own_exports
 
 RUN_FILE = "run.json"  # a run directory's completion file (ferry.engine.runs.RUN_JSON)
 # The completion file of each object streamed on its own, written last (ferry.engine.runs.RUN_JSON,
@@ -262,24 +263,22 @@ def _ended(code: Any) -> Outcome:
     return Outcome(phase=phase, message="")
 
 
-def finished_exports(location: S3Location, name_prefix: str = "") -> list[S3Location]:
-    """The finished exports directly under `location` whose names start with `name_prefix`, oldest first.
-
-    Scheduled exports are named ``<resource>-<time>``, so name order is time order.
-    """
+def finished_exports(location: S3Location, resource: str) -> list[S3Location]:
+    """The finished exports of scheduled resource `resource` directly under `location`, oldest first."""
     bucket = Bucket(location)
-    return [location.child(n) for n in bucket.children() if n.startswith(name_prefix)
-            and Bucket(location.child(n)).get_json(layout.MANIFEST) is not None]
+    return [location.child(n) for n in own_exports(bucket.children(), resource)
+            if Bucket(location.child(n)).get_json(layout.MANIFEST) is not None]
 
 
-def prune(location: S3Location, keep: int, *, name_prefix: str = "") -> list[S3Location]:
-    """Delete the oldest finished exports under `location` beyond `keep`; return what was deleted.
+def prune(location: S3Location, keep: int, *, resource: str, current: str) -> list[S3Location]:
+    """Delete `resource`'s oldest finished exports under `location` beyond `keep`; return what was deleted.
 
-    Only prefixes with a manifest count and go: an export still being written (or one that
-    stopped before it finished, kept for its rerun) is never touched.
+    Only `resource`'s own prefixes (`ferry.storage.retention`) with a manifest count and go: an
+    export still being written (or one that stopped before it finished, kept for its rerun), another
+    resource's and `current` (the one just written) are never touched.
     """
-    finished = finished_exports(location, name_prefix)
-    removed = finished[: max(len(finished) - max(keep, 0), 0)]
+    finished = {loc.prefix.rsplit("/", 1)[-1]: loc for loc in finished_exports(location, resource)}
+    removed = [finished[name] for name in beyond_keep(finished, resource, keep, current=current)]
     for old in removed:
         bucket = Bucket(old)
         bucket.delete([layout.MANIFEST])  # first: from here on it is no finished export
