@@ -34,6 +34,7 @@ from tenacity import (
 from ferry.errors import FerryError, ServerError
 from ferry.kiroframe.journal import DeliveryJournal, Record
 from ferry.progress import Tracker
+from ferry.redirects import CrossOriginRedirect, same_origin_only
 from ferry.tracking.transport import PooledAdapter
 
 log = logging.getLogger("ferry.kiroframe")
@@ -60,6 +61,10 @@ class NoImportApi(ServerError):
 
 class RecordRejected(FerryError):
     """Kiroframe refused this record (a 4xx other than auth): sending it again would not help."""
+
+
+class Redirected(ServerError):
+    """Kiroframe's URL redirected to another host: the token is not sent there (`ferry.redirects`)."""
 
 
 class KiroframeUnavailable(ServerError):
@@ -123,7 +128,7 @@ class ImportClient:
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = same_origin_only(requests.Session())
             session.mount("http://", PooledAdapter())
             session.mount("https://", PooledAdapter())
             session.headers.update({"Content-type": "application/json", "x-api-key": self._token})
@@ -156,6 +161,8 @@ class ImportClient:
         try:
             response = self._session.post(self.endpoint, json={},
                                           timeout=min(self._timeout, TOKEN_CHECK_TIMEOUT))
+        except CrossOriginRedirect as err:
+            raise Redirected(f"Kiroframe at {self.url}: {err}") from None
         except requests.RequestException as err:
             log.warning("Could not check the token with Kiroframe at %s (%s); the push will retry",
                         self.url, type(err).__name__)
@@ -192,6 +199,9 @@ class ImportClient:
     def _attempt(self, body: dict[str, Any]) -> None:
         try:
             response = self._session.post(self.endpoint, json=body, timeout=self._timeout)
+        except CrossOriginRedirect as err:
+            self.stopped.set()  # every other record would be sent there too: stop the queued sends now
+            raise Redirected(f"Kiroframe at {self.url}: {err}") from None
         except requests.Timeout:
             raise _Transient("timed out") from None
         except requests.ConnectionError as err:

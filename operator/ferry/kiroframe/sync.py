@@ -43,7 +43,7 @@ from ferry.kiroframe.folder import (
     write_json,
 )
 from ferry.kiroframe.lock import SyncLock, SyncLocked
-from ferry.kiroframe.push import ImportClient, NoImportApi, TokenRejected, push, source_id
+from ferry.kiroframe.push import ImportClient, NoImportApi, Redirected, TokenRejected, push, source_id
 from ferry.kiroframe.settings import KiroframeSettings
 from ferry.kiroframe.state import read_watermark, write_watermark
 from ferry.outcome import Counts, Outcome, Phase
@@ -113,7 +113,7 @@ def _locked_sync(settings: KiroframeSettings, base: Path, tracker: Tracker) -> O
     if settings.import_to_kiroframe:
         try:
             _import_client(settings).check_token()
-        except (TokenRejected, NoImportApi) as err:
+        except (TokenRejected, NoImportApi, Redirected) as err:
             message = f"{err.message}; nothing was exported"
             log.error("%s", message)
             return Outcome(phase=Phase.FAILED, message=message)

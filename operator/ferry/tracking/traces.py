@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtelSpan
 
 from ferry.errors import NotFoundError, ServerError
+from ferry.redirects import CrossOriginRedirect
 from ferry.tracking.client import TrackingClient
 from ferry.tracking.transport import RETRY_STATUSES, ApiError, EndpointMissing, JsonDict
 
@@ -121,6 +122,8 @@ class Traces:
             try:
                 response = transport.session.post(url, data=body, headers=headers,
                                                   timeout=transport.settings.timeout)
+            except CrossOriginRedirect as err:
+                raise ServerError(f"MLflow at {self.uri}: {err}") from None
             except (requests.ConnectionError, requests.Timeout) as err:
                 if attempt == OTLP_ATTEMPTS - 1:
                     raise ServerError(f"cannot reach MLflow at {self.uri}: {err}") from None

@@ -27,6 +27,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ferry.errors import NotFoundError, ServerError
+from ferry.redirects import CrossOriginRedirect, same_origin_only
 from ferry.tracking.settings import TrackingSettings
 
 JsonDict = dict[str, Any]
@@ -139,7 +140,7 @@ class Transport:
 
     def _new_session(self) -> requests.Session:
         s = self.settings
-        session = requests.Session()
+        session = same_origin_only(requests.Session())
         adapter = PooledAdapter(pool_connections=4, pool_maxsize=s.pool_size)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -182,6 +183,8 @@ class Transport:
         except (requests.ConnectionError, requests.Timeout) as err:
             self.unreachable = True
             raise ServerError(f"cannot reach MLflow at {self.uri}: {_reason(err)}") from None
+        except CrossOriginRedirect as err:
+            raise ServerError(f"MLflow at {self.uri}: {err}") from None
         except _RetryableStatus as err:
             response = err.response
         if response.status_code >= 400:
