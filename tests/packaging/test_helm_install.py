@@ -38,6 +38,8 @@ def names_in(api: client.ApiClient, namespace: str, release: str) -> dict[str, l
         "rolebindings": rbac.list_role_binding_for_all_namespaces(label_selector=selector).items,
         "clusterroles": rbac.list_cluster_role(label_selector=selector).items,
         "clusterrolebindings": rbac.list_cluster_role_binding(label_selector=selector).items,
+        "networkpolicies": client.NetworkingV1Api(api).list_network_policy_for_all_namespaces(
+            label_selector=selector).items,
     }
     return {kind: sorted(f"{o.metadata.namespace or ''}/{o.metadata.name}" for o in items)
             for kind, items in listed.items()}
@@ -49,7 +51,8 @@ def test_chart_installs_an_operator_that_exports_and_imports(k8s_cluster, k8s_ap
     kubeconfig: Path = k8s_cluster.kubeconfig
     core = client.CoreV1Api(k8s_api)
     values = {"operator": {"watchNamespaces": [ml], "livenessPort": free_port(), "verbose": True},
-              "policy": {"allowedInternalHosts": ["127.0.0.1"]}}  # the tracking servers listen on loopback
+              "policy": {"allowedInternalHosts": ["127.0.0.1"]},  # the tracking servers listen on loopback
+              "networkPolicy": {"enabled": True, "egress": [{"to": [{"ipBlock": {"cidr": "127.0.0.1/32"}}]}]}}
 
     # Bad values are refused by the schema before anything of the release is made.
     for bad, words in (({"replicas": -1}, "replicas"), ({"logFormat": "xml"}, "logFormat")):
@@ -77,6 +80,17 @@ def test_chart_installs_an_operator_that_exports_and_imports(k8s_cluster, k8s_ap
     container = pod.spec.containers[0]
     assert [*container.command, *container.args][:3] == ["ferry", "operator", f"--namespace={ml}"]
 
+    # The Jobs' egress: DNS and what networkPolicy.egress lists, in every namespace they run in.
+    networking = client.NetworkingV1Api(k8s_api)
+    for namespace in (system, ml):
+        policy = networking.read_namespaced_network_policy(f"{fullname}-jobs", namespace)
+        assert policy.spec.policy_types == ["Egress"]
+        assert [(e.key, e.operator) for e in policy.spec.pod_selector.match_expressions] == [("ferry.dev/kind", "Exists")]
+        dns, listed = policy.spec.egress
+        assert dns.to[0].pod_selector.match_labels == {"k8s-app": "kube-dns"}
+        assert sorted((p.protocol, p.port) for p in dns.ports) == [("TCP", 53), ("UDP", 53)]
+        assert listed.to[0].ip_block.cidr == "127.0.0.1/32"
+
     res = Resources(k8s_api, ml)
     res.claim("exports")
     res.create("MlflowExport", "backup", {
@@ -95,6 +109,7 @@ def test_chart_installs_an_operator_that_exports_and_imports(k8s_cluster, k8s_ap
     assert imported["counts"]["runs"] >= seeded.runs
     jobs = res.jobs()
     assert len(jobs) == 2 and {j.spec.template.spec.service_account_name for j in jobs} == {f"{fullname}-job"}
+    assert all("ferry.dev/kind" in j.spec.template.metadata.labels for j in jobs)  # the NetworkPolicy's pods
 
     source = snapshot(mlflow_src.uri, [experiment], [model])
     destination = snapshot(mlflow_dst.uri, [experiment], [model])
