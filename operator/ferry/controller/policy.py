@@ -247,27 +247,32 @@ def _s3_violations(where: str, s3: S3Storage, policy: Policy) -> Iterator[str]:
 
 
 def _host_violations(rule: str, where: str, url: str, allowed: list[str]) -> Iterator[str]:
-    if not allowed or "://" not in url or url.startswith("databricks"):
-        return  # databricks URIs name a profile, not a host: the profile's host is the Secret's
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    candidates = [host] + ([f"{host}:{parts.port}"] if parts.port else [])
-    if not any(_matches(c, allowed) for c in candidates):
-        yield f"{rule}: {where} host {host!r} is not allowed (allowed: {', '.join(allowed)})"
+    named = _host(url)
+    if allowed and named is not None and not _matches_host(named, allowed):
+        yield f"{rule}: {where} host {named[0]!r} is not allowed (allowed: {', '.join(allowed)})"
 
 
 def _internal_violations(where: str, url: str, policy: Policy, api_server_hosts: Collection[str]) -> Iterator[str]:
+    named = _host(url)
+    why = internal_host(named[0], api_server_hosts) if named is not None else None
+    if named is not None and why is not None and not _matches_host(named, policy.allowed_internal_hosts):
+        yield (f"policy.allowedInternalHosts: {where} names {named[0]!r}, {why}; Jobs reach it only if the "
+               "admin lists it")
+
+
+def _host(url: str) -> tuple[str, int | None] | None:
+    """The host (lower case) and port a URL names; None for a databricks URI, which names a profile
+    whose host is the Secret's."""
     if "://" not in url or url.startswith("databricks"):
-        return
+        return None
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    why = internal_host(host, api_server_hosts)
-    if why is None:
-        return
-    candidates = [host] + ([f"{host}:{parts.port}"] if parts.port else [])
-    if not any(_matches(c, policy.allowed_internal_hosts) for c in candidates):
-        yield (f"policy.allowedInternalHosts: {where} names {host!r}, {why}; Jobs reach it only if the admin "
-               "lists it")
+    return (parts.hostname or "").lower(), parts.port
+
+
+def _matches_host(named: tuple[str, int | None], patterns: list[str]) -> bool:
+    """Whether a pattern matches the host, or host:port."""
+    host, port = named
+    return _matches(host, patterns) or (port is not None and _matches(f"{host}:{port}", patterns))
 
 
 def internal_host(host: str, api_server_hosts: Collection[str] = ()) -> str | None:
