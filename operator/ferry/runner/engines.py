@@ -9,7 +9,6 @@ the same engine call on a local spool that `ferry.storage.transfer` streams to o
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -26,7 +25,7 @@ from ferry.errors import UsageError
 from ferry.options import ExportOptions, ImportOptions, KiroframeOptions
 from ferry.outcome import Outcome, Phase
 from ferry.progress import ProgressSink
-from ferry.storage.retention import FINISHED, FINISHED_FORMAT, beyond_keep
+from ferry.storage.retention import FINISHED, beyond_keep, mark_finished
 
 WORKERS = int(os.environ.get("FERRY_WORKERS", "4"))
 
@@ -123,8 +122,7 @@ def prune_exports(out_dir: Path, name: str, keep: int) -> list[Path]:
     `out_dir` (the export just written) is marked finished first. Only directories named exactly
     as `name`'s runs and marked finished are candidates; `out_dir` never is.
     """
-    (out_dir / FINISHED).parent.mkdir(parents=True, exist_ok=True)
-    (out_dir / FINISHED).write_text(json.dumps({"format": FINISHED_FORMAT, "name": out_dir.name}) + "\n")
+    mark_finished(out_dir)
     finished = [p.name for p in out_dir.parent.iterdir()
                 if p.is_dir() and not p.is_symlink() and (p / FINISHED).is_file()]
     removed = [out_dir.parent / n for n in beyond_keep(finished, name, keep, current=out_dir.name)]

@@ -8,9 +8,11 @@ first. Of its own it removes only finished ones, oldest first, and never the one
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ferry.storage.layout import MANIFEST
 
@@ -24,6 +26,12 @@ _STAMP = r"\d{8}T\d{6}Z"
 def export_name(resource: str, scheduled: datetime) -> str:
     """The name of the export a schedule's run at `scheduled` writes."""
     return f"{resource}-{scheduled.astimezone(UTC).strftime(STAMP)}"
+
+
+def mark_finished(directory: Path) -> None:
+    """Mark the export in `directory` finished, as a bucket's manifest does: only then may retention count it."""
+    (directory / FINISHED).parent.mkdir(parents=True, exist_ok=True)
+    (directory / FINISHED).write_text(json.dumps({"format": FINISHED_FORMAT, "name": directory.name}) + "\n")
 
 
 def own_exports(names: Iterable[str], resource: str) -> list[str]:
